@@ -1,0 +1,192 @@
+"""Run configuration: dataclasses for data/protocol, model, inner loop, training and evaluation.
+
+YAML in (``load_config``), validated, every key documented in docs/config.md. Unknown keys and
+values of the wrong type raise MamoError naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, asdict
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+from .errors import MamoError
+
+
+@dataclass
+class DataConfig:
+    """Which data and which cold-start protocol (PROTOCOL.md)."""
+    dataset: str = "ml-100k"
+    data_dir: Optional[str] = None          # folder with files in a supported format
+    format: Optional[str] = None            # force a reader; None = detect
+    min_count: int = 2                      # rarer feature values fold into "other"
+    protocol: str = "melu"
+    item_state: str = "year"                # year | first_seen
+    new_item_share: float = 0.2
+    item_year_cutoff: Optional[float] = None
+    existing_user_share: float = 0.8
+    valid_user_share: float = 0.1
+    min_ratings: int = 13
+    max_ratings: int = 100
+    over_max: str = "sample"                # sample | drop
+    n_query: int = 10
+    warm_eval: str = "heldout"              # heldout | seen
+
+    def validate(self) -> None:
+        _choice("data.item_state", self.item_state, ("year", "first_seen"))
+        _choice("data.over_max", self.over_max, ("sample", "drop"))
+        _choice("data.warm_eval", self.warm_eval, ("heldout", "seen"))
+        _choice("data.protocol", self.protocol, ("melu",))
+        for key in ("new_item_share", "existing_user_share", "valid_user_share"):
+            v = getattr(self, key)
+            if not 0.0 <= v <= 1.0:
+                raise MamoError(f"config key data.{key} must be in [0, 1], got {v}")
+        if self.min_ratings < 1 or self.max_ratings < self.min_ratings:
+            raise MamoError("config keys data.min_ratings/max_ratings need 1 <= min_ratings <= max_ratings")
+        if not 1 <= self.n_query < self.min_ratings:
+            raise MamoError("config key data.n_query must be >= 1 and < data.min_ratings "
+                            "(every task needs a support set)")
+
+    def protocol_key(self) -> Dict[str, Any]:
+        """The fields that change the protocol's output (for cache keys and fingerprints)."""
+        d = asdict(self)
+        d.pop("data_dir")
+        return d
+
+
+@dataclass
+class ModelConfig:
+    """The recommender and MAMO's memories (MAMO.md sections 2-5, 9)."""
+    name: str = "mamo"
+    field_dim: int = 32          # d_f
+    embed_dim: int = 32          # d
+    hidden: int = 64
+    memory_slots: int = 3        # K
+    alpha: float = 0.5           # profile memory write rate
+    beta: float = 0.05           # bias memory write rate
+    gamma: float = 0.1           # preference memory write rate
+    tau: float = 0.01            # scale of the bias term in the personalised start
+    temperature: float = 1.0     # attention softmax temperature T
+    adapt_embeddings: bool = False  # field embeddings adapted per user (False = global only)
+
+    def validate(self) -> None:
+        for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):
+            if getattr(self, key) < 1:
+                raise MamoError(f"config key model.{key} must be >= 1")
+        for key in ("alpha", "beta", "gamma"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise MamoError(f"config key model.{key} must be in [0, 1]")
+        if self.temperature <= 0:
+            raise MamoError("config key model.temperature must be > 0")
+
+
+@dataclass
+class TrainConfig:
+    """Inner and outer loop (MAMO.md sections 6-7, 9)."""
+    backend: str = "l2l"          # l2l | higher
+    local_steps: int = 1
+    local_lr: float = 0.01        # rho
+    outer_lr: float = 1e-3        # lambda
+    outer_optimizer: str = "adam"  # adam | sgd
+    first_order: bool = False
+    meta_batch_size: int = 32
+    epochs: int = 30
+    patience: int = 5             # epochs without validation improvement before stopping
+    select_metric: str = "mae"    # validation metric for early stopping (lower is better)
+    seed: int = 0
+    device: str = "cpu"
+    eval_every: int = 1
+
+    def validate(self) -> None:
+        _choice("train.backend", self.backend, ("l2l", "higher", "func"))
+        _choice("train.outer_optimizer", self.outer_optimizer, ("adam", "sgd"))
+        _choice("train.select_metric", self.select_metric, ("mae", "rmse"))
+        if self.local_steps < 0:
+            raise MamoError("config key train.local_steps must be >= 0")
+        if self.meta_batch_size < 1 or self.epochs < 0:
+            raise MamoError("config keys train.meta_batch_size >= 1 and train.epochs >= 0 are required")
+        if self.local_lr < 0 or self.outer_lr <= 0:
+            raise MamoError("config keys train.local_lr >= 0 and train.outer_lr > 0 are required")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Optional[Dict[str, Any]], source: str = "config") -> "Config":
+        d = dict(d or {})
+        out = cls()
+        for sect in fields(cls):
+            sub = d.pop(sect.name, None) or {}
+            if not isinstance(sub, dict):
+                raise MamoError(f"section '{sect.name}' must be a mapping", path=source)
+            setattr(out, sect.name, _build(getattr(out, sect.name), sub, sect.name, source))
+        if d:
+            raise MamoError(f"unknown section(s) {sorted(d)}; expected data, model, train", path=source)
+        return out.validate()
+
+    def override(self, section: str, **kwargs: Any) -> "Config":
+        """Return a copy with the non-None keyword values set in ``section``."""
+        new = Config.from_dict(self.to_dict())
+        sub = getattr(new, section)
+        for k, v in kwargs.items():
+            if v is not None:
+                if not hasattr(sub, k):
+                    raise MamoError(f"unknown config key {section}.{k}")
+                setattr(sub, k, v)
+        return new.validate()
+
+
+def _build(default: Any, values: Dict[str, Any], section: str, source: str) -> Any:
+    known = {f.name: f for f in fields(default)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise MamoError(f"unknown config key {section}.{key}; known keys: {', '.join(sorted(known))}",
+                            path=source)
+        expected = type(getattr(default, key))
+        if value is not None and getattr(default, key) is not None:
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            elif expected is bool and not isinstance(value, bool):
+                raise MamoError(f"config key {section}.{key} must be true or false, got {value!r}", path=source)
+            elif not isinstance(value, expected):
+                raise MamoError(f"config key {section}.{key} must be {expected.__name__}, got {value!r}",
+                                path=source)
+        kwargs[key] = value
+    return dataclasses.replace(default, **kwargs)
+
+
+def _choice(key: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise MamoError(f"config key {key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
+def load_config(path: Optional[Union[str, Path]] = None) -> Config:
+    """Read a YAML config (missing keys keep their defaults); None gives the defaults."""
+    if path is None:
+        return Config().validate()
+    import yaml
+    p = Path(path)
+    if not p.is_file():
+        raise MamoError("config file not found", path=str(p))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise MamoError(f"not valid YAML: {e}", path=str(p), line=None if line is None else line + 1)
+    if data is not None and not isinstance(data, dict):
+        raise MamoError("a config file must hold a mapping with sections data/model/train", path=str(p))
+    return Config.from_dict(data, source=str(p))

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One install path for mamo_l2l: a virtual environment with torch, the project and learn2learn.
+#
+#   bash scripts/install.sh            # creates ./.venv (override with VENV=path)
+#
+# Order matters:
+#  1. torch first. TORCH_SPEC defaults to torch==2.13.0, which on the project's CPU machines is a
+#     CPU build lying on disk. Elsewhere pick your own build, e.g.
+#     TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu". A torch that is already
+#     importable in the environment is kept.
+#  2. the project (pip install -e .[test]); its torch>=2.1 requirement is then already satisfied.
+#  3. learn2learn 0.2.0 without its dependencies: it has no wheel for Python 3.11 and its sdist's
+#     pre-generated C does not compile there, so it is rebuilt with Cython. Its package __init__
+#     imports torchvision/gym, which mamo_l2l never uses; mamo_l2l.compat loads learn2learn's
+#     algorithms and utils without them when they cannot be imported (docs/install.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+EXTRAS=${EXTRAS:-test}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[install] creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+pip_q() { "$PY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+
+if "$PY" -c "import torch" 2>/dev/null; then
+  echo "[install] torch $("$PY" -c 'import torch; print(torch.__version__)') already present"
+else
+  echo "[install] installing $TORCH_SPEC"
+  # shellcheck disable=SC2086
+  pip_q $TORCH_SPEC
+fi
+
+echo "[install] installing mamo_l2l[$EXTRAS] (editable)"
+pip_q -e ".[$EXTRAS]"
+
+if "$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('learn2learn') else 1)"; then
+  echo "[install] learn2learn already present"
+else
+  echo "[install] building learn2learn 0.2.0 with Cython (about 30 s)"
+  pip_q cython
+  pip_q --no-deps learn2learn==0.2.0 --config-settings=--build-option=build_ext
+fi
+
+# Fail loudly here rather than at the first training step.
+"$PY" -c "import torch, mamo_l2l; from mamo_l2l.compat import import_learn2learn; l2l = import_learn2learn(); import higher; print('[install] ok: torch', torch.__version__, '| learn2learn', l2l.__version__, '| higher', higher.__version__ if hasattr(higher, '__version__') else 'ok')"

@@ -67,7 +67,6 @@ class ModelConfig:
     gamma: float = 0.1           # preference memory write rate
     tau: float = 0.01            # scale of the bias term in the personalised start
     temperature: float = 1.0     # attention softmax temperature T
-    adapt_embeddings: bool = False  # field embeddings adapted per user (False = global only)
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):

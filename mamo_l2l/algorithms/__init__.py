@@ -1,0 +1,75 @@
+"""Model registry: a name -> a function that builds (model, algorithm) for a data set.
+
+Add your own model from your code::
+
+    from mamo_l2l.algorithms import register_model
+
+    @register_model("my-model")
+    def build_my_model(model_cfg, data, rating_mean):
+        model = ...       # a mamo_l2l.models.recommender.Recommender (or subclass)
+        return model, MyAlgorithm(model)
+
+and use it as ``--model my-model`` (after importing your module) or ``fit(..., model="my-model")``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
+
+from ..config import ModelConfig
+from ..data.types import EncodedDataset
+from ..errors import MamoError
+from ..models.memory import MAMOMemory
+from ..models.recommender import Recommender, build_recommender
+from .base import Algorithm
+from .mamo import MAMO, MAMORecommender
+
+Builder = Callable[[ModelConfig, EncodedDataset, float], Tuple[Recommender, Algorithm]]
+MODELS: Dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register a builder under ``name`` (replacing an earlier one of that name)."""
+    def deco(fn: Builder) -> Builder:
+        MODELS[name] = fn
+        return fn
+    return deco
+
+
+def build_model(name: str, cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> Tuple[Recommender, Algorithm]:
+    """Build the named model and its algorithm. The caller seeds torch first (init is random)."""
+    if name not in MODELS:
+        raise MamoError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[name](cfg, data, rating_mean)
+
+
+def _recommender(cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> Recommender:
+    return build_recommender(data.user_layout, data.item_layout, cfg.field_dim, cfg.embed_dim, cfg.hidden, rating_mean)
+
+
+def _mamo(cfg: ModelConfig, data: EncodedDataset, rating_mean: float, feature_memory=True, task_memory=True):
+    base = _recommender(cfg, data, rating_mean)
+    memory = MAMOMemory(cfg.memory_slots, base.user_embedder.out_dim, base.head.user_net, 2 * cfg.embed_dim,
+                        cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma)
+    model = MAMORecommender(base, memory)
+    return model, MAMO(model, cfg.tau, feature_memory=feature_memory, task_memory=task_memory)
+
+
+@register_model("mamo")
+def build_mamo(cfg, data, rating_mean):
+    return _mamo(cfg, data, rating_mean)
+
+
+@register_model("mamo-no-feature-memory")
+def build_mamo_no_feature_memory(cfg, data, rating_mean):
+    return _mamo(cfg, data, rating_mean, feature_memory=False)
+
+
+@register_model("mamo-no-task-memory")
+def build_mamo_no_task_memory(cfg, data, rating_mean):
+    return _mamo(cfg, data, rating_mean, task_memory=False)
+
+
+@register_model("maml")
+def build_maml(cfg, data, rating_mean):
+    model = _recommender(cfg, data, rating_mean)
+    return model, Algorithm(model)

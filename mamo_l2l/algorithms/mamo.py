@@ -1,0 +1,69 @@
+"""MAMO (MAMO.md sections 4-7): memory-personalised start, memory writes after each training task."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..models.memory import MAMOMemory, MemoryRead, MemoryWrite, split_flat
+from ..models.recommender import Recommender
+from .base import Algorithm
+
+USER_NET = "user_net."
+PREF = "pref.weight"
+
+
+class MAMORecommender(Recommender):
+    """The recommender plus MAMO's memories (buffers, saved in the state dict)."""
+
+    def __init__(self, base: Recommender, memory: MAMOMemory):
+        super().__init__(base.user_embedder.layout, base.item_embedder.layout, base.user_embedder.dim, base.head)
+        self.user_embedder, self.item_embedder = base.user_embedder, base.item_embedder
+        self.memory = memory
+
+
+class MAMO(Algorithm):
+    """theta_u^0 = phi_u - tau * b_u (feature-specific memory), W_pref^0 = sum_k a_u[k] M_UI[k]
+    (task-specific memory). ``feature_memory=False`` is the tau = 0 ablation; ``task_memory=False``
+    keeps W_pref a global parameter (its ablation)."""
+
+    name = "mamo"
+
+    def __init__(self, model: MAMORecommender, tau: float, feature_memory: bool = True, task_memory: bool = True):
+        super().__init__(model)
+        self.tau = tau if feature_memory else 0.0
+        self.feature_memory = feature_memory and tau != 0.0
+        self.task_memory = task_memory
+        head = model.head
+        self.user_names: List[str] = [n for n, _ in head.named_parameters() if n.startswith(USER_NET)]
+        self.user_shapes = [p.shape for n, p in head.named_parameters() if n.startswith(USER_NET)]
+
+    @property
+    def memory(self) -> MAMOMemory:
+        return self.model.memory
+
+    def _overrides(self, read: MemoryRead, params: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        out: Dict[str, torch.Tensor] = {}
+        if self.feature_memory:
+            for name, b in zip(self.user_names, split_flat(read.bias, self.user_shapes)):
+                out[name] = params[name] - self.tau * b
+        if self.task_memory:
+            out[PREF] = read.pref
+        return out
+
+    def start(self, p_u: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Any]:
+        read = self.memory.read(p_u)
+        params = dict(self.model.head.named_parameters())
+        return self._overrides(read, params), read.attention
+
+    def memory_write(self, p_u, context, adapted, query_loss) -> MemoryWrite:
+        user_params = [adapted[n] for n in self.user_names]
+        # g_u: gradient of the query loss w.r.t. theta_u at the adapted parameters (MAMO.md 4).
+        grads = torch.autograd.grad(query_loss, user_params, retain_graph=True, allow_unused=True)
+        flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                          for g, p in zip(grads, user_params)])
+        return MemoryWrite(context.detach(), p_u.detach(), flat.detach(), adapted[PREF].detach())
+
+    def apply_writes(self, writes: Sequence[Optional[MemoryWrite]]) -> None:
+        # Without task memory M_UI is never read, so it is not written either.
+        self.memory.write([w for w in writes if w is not None], preference=self.task_memory)

@@ -1,0 +1,78 @@
+"""The Python API in a few calls: load data, fit, evaluate, save/load. See README's example."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from .checkpoint import library_versions, load_checkpoint
+from .config import Config
+from .data.types import SCENARIOS
+from .errors import MamoError
+from .evaluate import evaluate_references, evaluate_scenarios, format_table
+from .train import DataBundle, Run, build_run, check_compatible, fit, load_data, peak_memory_mib
+
+
+def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = False) -> Dict[str, Any]:
+    """Score a run on the test scenarios, with the references beside it (the metrics.json content)."""
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        raise MamoError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
+    started = time.perf_counter()
+    results = evaluate_scenarios(run.model, run.algorithm, run.backend, splits, data, run.inner,
+                                 scenarios, t.device, progress=progress)
+    seconds = time.perf_counter() - started
+    n_tasks = sum(len(splits.test[s]) for s in scenarios)
+    timing = dict(run.timing, eval_seconds=seconds, eval_tasks_per_s=n_tasks / max(seconds, 1e-9),
+                  peak_memory_mib=peak_memory_mib())
+    return {
+        "model": run.model_name, "dataset": run.config.data.dataset, "backend": t.backend, "seed": t.seed,
+        "warm_eval": run.config.data.warm_eval, "best_epoch": run.best_epoch,
+        "scenarios": results, "references": evaluate_references(splits, data, scenarios),
+        "counts": splits.counts, "history": run.history, "timing": timing,
+        "config": run.config.to_dict(), "versions": library_versions(),
+    }
+
+
+def results_table(metrics: Dict[str, Any]) -> str:
+    title = (f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}, backend {metrics['backend']}, "
+             f"warm test: {metrics['warm_eval']})")
+    return format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
+
+
+def write_metrics(metrics: Dict[str, Any], out_dir) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    (out / "results.txt").write_text(results_table(metrics) + "\n", encoding="utf-8")
+    return path
+
+
+def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device: Optional[str] = None,
+             backend: Optional[str] = None, progress: bool = False) -> Run:
+    """Rebuild a trained run from ``best.pt``: same data (checked by fingerprint), model, memories."""
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.get("kind") != "model":
+        raise MamoError("this is a resume checkpoint (last.pt); evaluate the run's best.pt", path=str(checkpoint))
+    config = Config.from_dict(ckpt["config"], source=str(checkpoint))
+    if data_dir is not None:
+        config = config.override("data", data_dir=str(data_dir))
+    if device is not None or backend is not None:
+        config = config.override("train", device=device, backend=backend)
+    bundle = load_data(config, cache_dir=cache_dir, progress=progress)
+    run = build_run(bundle, config, ckpt["model_name"])
+    check_compatible(ckpt, run, checkpoint, ignore_train_keys=("device", "backend"))
+    try:
+        run.model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise MamoError(f"checkpoint does not fit the model built from its config: {e}", path=str(checkpoint))
+    run.best_epoch = int(ckpt.get("best_epoch", 0))
+    run.history = list(ckpt.get("history", []))
+    return run
+
+
+__all__ = ["Config", "DataBundle", "Run", "load_data", "fit", "evaluate", "load_run", "results_table",
+           "write_metrics"]

@@ -1,0 +1,132 @@
+"""The `mamo-l2l` command line: a few lines over the library per command."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from .errors import MamoError
+
+
+class _Group(click.Group):
+    """A click group that prints MamoError as one clear message (no traceback), exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MamoError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mamo-l2l")
+def app() -> None:
+    """Cold-start recommendation by meta-learning (MAMO, MAML, MeLU) on four cold-start scenarios."""
+
+
+def _register() -> None:
+    from .data.cli import data as data_group
+    app.add_command(data_group)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="mamo-l2l")
+
+
+# ---------------------------------------------------------------------------- train / evaluate
+def _config_from_options(config_path, dataset, data_dir, fmt, model_name, **train_overrides):
+    from .config import load_config
+    cfg = load_config(config_path)
+    cfg = cfg.override("data", dataset=dataset, data_dir=data_dir, format=fmt)
+    if model_name is not None:
+        cfg = cfg.override("model", name=model_name)
+    return cfg.override("train", **train_overrides)
+
+
+@app.command()
+@click.option("--dataset", default=None, help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]")
+@click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files in a supported format (skips fetching).")
+@click.option("--format", "fmt", default=None, help="Force a reader (see `mamo-l2l data info --help`).")
+@click.option("--config", "config_path", type=click.Path(), default=None, help="YAML config (docs/config.md); flags override it.")
+@click.option("--model", "model_name", default=None, help="Model to train. [default: mamo]")
+@click.option("--backend", type=click.Choice(["l2l", "higher"]), default=None, help="Meta-learner backend. [default: l2l]")
+@click.option("--seed", type=int, default=None, help="Fixes the user split, query sampling and init. [default: 0]")
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="Run folder. [default: runs/<model>-<dataset>-seed<seed>]")
+@click.option("--epochs", type=int, default=None)
+@click.option("--meta-batch-size", type=int, default=None)
+@click.option("--local-steps", type=int, default=None)
+@click.option("--local-lr", type=float, default=None)
+@click.option("--outer-lr", type=float, default=None)
+@click.option("--first-order/--second-order", default=None, help="Meta-gradient order. [default: second]")
+@click.option("--device", default=None, help="cpu | cuda | cuda:N. [default: cpu]")
+@click.option("--cache-dir", type=click.Path(), default=None, help="Data cache. [default: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_dir, epochs, meta_batch_size,
+          local_steps, local_lr, outer_lr, first_order, device, cache_dir, resume, quiet):
+    """Meta-train a model, early-stop on validation users, evaluate all four scenarios."""
+    from pathlib import Path
+
+    import yaml
+
+    from . import api
+    cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, backend=backend, seed=seed,
+                               epochs=epochs, meta_batch_size=meta_batch_size, local_steps=local_steps,
+                               local_lr=local_lr, outer_lr=outer_lr, first_order=first_order, device=device)
+    name = cfg.model.name
+    out = Path(out_dir or f"runs/{name}-{cfg.data.dataset}-seed{cfg.train.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    bundle = api.load_data(cfg, cache_dir=cache_dir, progress=not quiet)
+    _print_counts(bundle.splits.counts)
+    click.echo(f"training {name} with backend {cfg.train.backend} for up to {cfg.train.epochs} epochs "
+               f"({len(bundle.splits.train)} training users, {len(bundle.splits.valid)} validation users)")
+    run = api.fit(bundle, cfg, model_name=name, out_dir=out, resume=resume, progress=not quiet)
+    metrics = api.evaluate(run, progress=not quiet)
+    api.write_metrics(metrics, out)
+    click.echo("")
+    click.echo(api.results_table(metrics))
+    tm = metrics["timing"]
+    click.echo(f"\nbest epoch {run.best_epoch}; train {tm['train_seconds']:.1f}s "
+               f"({tm['train_tasks_per_s']:.0f} tasks/s), evaluation {tm['eval_seconds']:.1f}s "
+               f"({tm['eval_tasks_per_s']:.0f} tasks/s), peak memory {tm['peak_memory_mib']:.0f} MiB")
+    click.echo(f"saved {out / 'best.pt'}, {out / 'metrics.json'}, {out / 'results.txt'}")
+
+
+@app.command()
+@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt.")
+@click.option("--scenario", "scenarios", multiple=True,
+              type=click.Choice(["warm", "user_cold", "item_cold", "user_item_cold"]),
+              help="Scenario(s) to score (repeatable). [default: all four]")
+@click.option("--data-dir", type=click.Path(), default=None, help="Where the data lies now (checked by fingerprint).")
+@click.option("--cache-dir", type=click.Path(), default=None)
+@click.option("--backend", type=click.Choice(["l2l", "higher"]), default=None)
+@click.option("--device", default=None)
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the metrics here.")
+def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_path):
+    """Score a saved model on the test scenarios (parameters and memories are not changed)."""
+    import json
+    from pathlib import Path
+
+    from . import api
+    from .data.types import SCENARIOS
+    run = api.load_run(checkpoint, data_dir=data_dir, cache_dir=cache_dir, device=device, backend=backend)
+    metrics = api.evaluate(run, scenarios=scenarios or SCENARIOS)
+    click.echo(api.results_table(metrics))
+    if json_path:
+        Path(json_path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"saved {json_path}")
+
+
+def _print_counts(counts) -> None:
+    scen = counts.get("scenarios", {})
+    click.echo(f"item year cutoff: {counts.get('item_year_cutoff')}")
+    for name, c in scen.items():
+        click.echo(f"  {name:<15} users {c['users']:>6}  items {c['items']:>6}  ratings {c['ratings']:>8}")
+    for name, c in counts.get("splits", {}).items():
+        click.echo(f"  {name:<15} users {c['users']:>6}  ratings {c['ratings']:>8}")

@@ -1,0 +1,1 @@
+"""Networks: field embeddings, the MAMO/MAML recommender, MeLU's network, MAMO's memories."""

@@ -1,0 +1,97 @@
+"""MAMO's memories (MAMO.md sections 4-5). All tensors are buffers: saved with the model,
+never part of autograd, changed only by ``write`` after a training meta-batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class MemoryRead:
+    """What one user reads: attention a_u [K] (differentiable w.r.t. p_u), the bias b_u (flat,
+    [|theta_u|]) and the preference fast weight W_pref^0 [2d, 2d]."""
+    attention: torch.Tensor
+    bias: torch.Tensor
+    pref: torch.Tensor
+
+
+@dataclass
+class MemoryWrite:
+    """What one training task writes (all detached): a_u [K], p_u [P_u], g_u [|theta_u|], W_pref' [2d, 2d]."""
+    attention: torch.Tensor
+    profile: torch.Tensor
+    grad_user: torch.Tensor
+    pref: torch.Tensor
+
+
+class MAMOMemory(nn.Module):
+    """Feature-specific memory (M_P [K, P_u], M_U [K, |theta_u|]) and task-specific memory (M_UI [K, 2d, 2d]).
+
+    Initialisation (a documented choice): M_P ~ N(0, 1) like the field embeddings it is compared
+    with; each slot of M_U is a fresh draw of the user network's initialisation (flattened); each
+    slot of M_UI a fresh draw of a Linear(2d, 2d) weight, so that reads have a normal layer's scale.
+    """
+
+    def __init__(self, slots: int, profile_dim: int, user_net_template: nn.Module, pref_dim: int,
+                 temperature: float, alpha: float, beta: float, gamma: float):
+        super().__init__()
+        self.temperature, self.alpha, self.beta, self.gamma = temperature, alpha, beta, gamma
+        user_slots = []
+        for _ in range(slots):
+            fresh = _fresh_copy(user_net_template)
+            user_slots.append(torch.cat([p.detach().reshape(-1) for p in fresh.parameters()]))
+        pref_slots = [nn.Linear(pref_dim, pref_dim, bias=False).weight.detach().clone() for _ in range(slots)]
+        self.register_buffer("profile", torch.randn(slots, profile_dim))
+        self.register_buffer("user_bias", torch.stack(user_slots))
+        self.register_buffer("preference", torch.stack(pref_slots))
+
+    @property
+    def slots(self) -> int:
+        return self.profile.shape[0]
+
+    def attention(self, p_u: torch.Tensor) -> torch.Tensor:
+        """a_u = softmax_k(cos(p_u, M_P[k]) / T); p_u [..., P_u] -> [..., K]."""
+        cos = F.cosine_similarity(p_u.unsqueeze(-2), self.profile, dim=-1, eps=1e-8)
+        return torch.softmax(cos / self.temperature, dim=-1)
+
+    def read(self, p_u: torch.Tensor) -> MemoryRead:
+        a = self.attention(p_u)
+        bias = a @ self.user_bias                                     # [..., |theta_u|]
+        pref = torch.einsum("...k,kij->...ij", a, self.preference)   # [..., 2d, 2d]
+        return MemoryRead(a, bias, pref)
+
+    @torch.no_grad()
+    def write(self, writes: Sequence[MemoryWrite], preference: bool = True) -> None:
+        """Apply the writes one task at a time, in order (MAMO.md sections 4, 5, 7).
+        ``preference=False`` leaves M_UI untouched (the no-task-memory ablation)."""
+        for w in writes:
+            a = w.attention.reshape(-1, 1)
+            self.profile.copy_(self.alpha * a * w.profile.reshape(1, -1) + (1 - self.alpha) * self.profile)
+            self.user_bias.copy_(self.beta * a * w.grad_user.reshape(1, -1) + (1 - self.beta) * self.user_bias)
+            if preference:
+                self.preference.copy_(self.gamma * a.unsqueeze(-1) * w.pref.unsqueeze(0)
+                                      + (1 - self.gamma) * self.preference)
+
+
+def _fresh_copy(module: nn.Module) -> nn.Module:
+    import copy
+    fresh = copy.deepcopy(module)
+    for m in fresh.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return fresh
+
+
+def split_flat(flat: torch.Tensor, shapes: Sequence[torch.Size]) -> List[torch.Tensor]:
+    """Cut a flat vector [..., sum(numel)] into tensors of the given shapes (leading dims kept)."""
+    out, start = [], 0
+    lead = flat.shape[:-1]
+    for s in shapes:
+        n = int(torch.Size(s).numel())
+        out.append(flat[..., start:start + n].reshape(*lead, *s))
+        start += n
+    return out

@@ -1,0 +1,252 @@
+"""Meta-training with early stopping on the validation users, checkpoints and resume."""
+from __future__ import annotations
+
+import copy
+import json
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .algorithms import build_model
+from .algorithms.base import Algorithm
+from .backends import get_backend
+from .backends.base import Backend, InnerLoop
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config
+from .data.batching import MetaBatchSampler, pad_tasks
+from .data.types import EncodedDataset, Splits
+from .errors import MamoError
+from .evaluate import score_tasks
+from .references import training_ratings
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+@dataclass
+class DataBundle:
+    """Everything the data side produces for one (data config, seed)."""
+    data: EncodedDataset
+    splits: Splits
+    encoders: Any
+    config: Config
+
+
+@dataclass
+class Run:
+    """A trained (or loaded) model with what is needed to evaluate it."""
+    model: torch.nn.Module
+    algorithm: Algorithm
+    backend: Backend
+    config: Config
+    model_name: str
+    bundle: DataBundle
+    best_epoch: int = 0
+    history: List[Dict[str, float]] = field(default_factory=list)
+    timing: Dict[str, float] = field(default_factory=dict)
+    out_dir: Optional[Path] = None
+
+    @property
+    def inner(self) -> InnerLoop:
+        t = self.config.train
+        return InnerLoop(t.local_steps, t.local_lr, t.first_order)
+
+
+def load_data(config: Config, cache_dir=None, progress: bool = True) -> DataBundle:
+    """Read, encode and split the configured data set (cached; see docs/data.md)."""
+    from .data.pipeline import prepare
+    data, splits, encoders = prepare(config.data, config.train.seed, cache_dir=cache_dir, progress=progress)
+    if not splits.train:
+        raise MamoError(f"data set {config.data.dataset!r} gives no training tasks under this protocol "
+                        f"(min_ratings={config.data.min_ratings}); check the data or the data config")
+    return DataBundle(data, splits, encoders, config)
+
+
+def rating_mean(splits: Splits) -> float:
+    return float(training_ratings(splits.train)[1].mean())
+
+
+def build_run(bundle: DataBundle, config: Config, model_name: str) -> Run:
+    """A freshly initialised model (seeded by config.train.seed) and its backend."""
+    torch.manual_seed(config.train.seed)
+    model, algorithm = build_model(model_name, config.model, bundle.data, rating_mean(bundle.splits))
+    model.to(config.train.device)
+    return Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
+
+
+def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
+    t = config.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.outer_optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.outer_lr)
+    return torch.optim.SGD(params, lr=t.outer_lr)
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MamoError(f"--device {device} was asked for, but torch sees no CUDA device here")
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "mamo", out_dir=None,
+        resume: bool = False, progress: bool = True, stop_after_epoch: Optional[int] = None) -> Run:
+    """Meta-train ``model_name`` on the bundle's training tasks, early-stopping on validation.
+
+    Each epoch ends with a checkpoint ``out_dir/last.pt`` (everything needed to resume); the best
+    model by validation ``select_metric`` is kept and written to ``out_dir/best.pt``. With
+    ``resume=True`` a run continues from ``last.pt`` and ends exactly where an uninterrupted run
+    with the same seed would. ``stop_after_epoch`` ends the call after that epoch (as if killed;
+    used by tests).
+    """
+    config = (config or bundle.config).validate()
+    _check_device(config.train.device)
+    t = config.train
+    run = build_run(bundle, config, model_name)
+    run.out_dir = Path(out_dir) if out_dir is not None else None
+    model, algorithm, backend = run.model, run.algorithm, run.backend
+    optimizer = _optimizer(model, config)
+    sampler = MetaBatchSampler(bundle.splits.train, t.meta_batch_size, t.seed)
+    state = {"epoch": 0, "best_score": float("inf"), "best_epoch": 0, "bad_epochs": 0, "stopped": False,
+             "best_state": copy.deepcopy(model.state_dict()), "history": [], "train_seconds": 0.0,
+             "train_tasks": 0}
+    if resume:
+        state = _restore(run, optimizer, state)
+    train_tasks = bundle.splits.train
+    valid_tasks = bundle.splits.valid
+    bar_total = len(train_tasks)
+    for epoch in range(state["epoch"] + 1, t.epochs + 1):
+        if state["stopped"]:
+            break
+        started = time.perf_counter()
+        model.train()
+        losses = []
+        bar = _bar(bar_total, f"epoch {epoch}/{t.epochs}", progress)
+        for group in sampler.epoch(epoch):
+            batch = pad_tasks(group, bundle.data).to(t.device)
+            out = backend.run_batch(model, algorithm, batch, run.inner, training=True)
+            loss = out.query_loss.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            algorithm.apply_writes(out.writes)
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(len(group))
+                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - started
+        state["train_seconds"] += seconds
+        state["train_tasks"] += len(train_tasks)
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                  "seconds": seconds, "tasks_per_s": len(train_tasks) / max(seconds, 1e-9)}
+        if valid_tasks and epoch % t.eval_every == 0:
+            v = score_tasks(model, algorithm, backend, valid_tasks, bundle.data, run.inner, t.device)
+            record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
+            score = v[t.select_metric]
+            if score < state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
+                             best_state=copy.deepcopy(model.state_dict()))
+            else:
+                state["bad_epochs"] += 1
+                if state["bad_epochs"] >= t.patience:
+                    state["stopped"] = True
+        elif not valid_tasks:  # nothing to select on: the last epoch is the model
+            state.update(best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
+        state["history"].append(record)
+        state["epoch"] = epoch
+        if progress:
+            _log_epoch(record, state)
+        if run.out_dir is not None:
+            _save_last(run, optimizer, state)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    model.load_state_dict(state["best_state"])
+    run.best_epoch = state["best_epoch"]
+    run.history = state["history"]
+    run.timing = {"train_seconds": state["train_seconds"],
+                  "seconds_per_epoch": state["train_seconds"] / max(len(state["history"]), 1),
+                  "train_tasks_per_s": state["train_tasks"] / max(state["train_seconds"], 1e-9)}
+    if run.out_dir is not None:
+        save_model(run, run.out_dir / BEST)
+    return run
+
+
+def _bar(total: int, desc: str, progress: bool):
+    if not progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="task", leave=False, dynamic_ncols=True)
+
+
+def _log_epoch(record: Dict[str, float], state: Dict[str, Any]) -> None:
+    msg = (f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  "
+           f"{record['seconds']:.1f}s ({record['tasks_per_s']:.0f} tasks/s)")
+    if "valid_mae" in record:
+        msg += (f"  valid MAE {record['valid_mae']:.4f} RMSE {record['valid_rmse']:.4f} "
+                f"nDCG@3 {record['valid_ndcg@3']:.4f}  (best epoch {state['best_epoch']})")
+    print(msg, flush=True)
+
+
+def _run_identity(run: Run) -> Dict[str, Any]:
+    return {"model_name": run.model_name, "config": run.config.to_dict(),
+            "data_fingerprint": run.bundle.data.fingerprint}
+
+
+def save_model(run: Run, path) -> Path:
+    """The final checkpoint (what `mamo-l2l evaluate` reads)."""
+    return save_checkpoint(path, dict(_run_identity(run), kind="model", state_dict=run.model.state_dict(),
+                                      encoders=run.bundle.encoders.to_dict(), best_epoch=run.best_epoch,
+                                      history=run.history, rating_range=list(run.bundle.data.rating_range)))
+
+
+def _save_last(run: Run, optimizer, state: Dict[str, Any]) -> None:
+    save_checkpoint(run.out_dir / LAST, dict(_run_identity(run), kind="resume",
+                                             state_dict=run.model.state_dict(),
+                                             optimizer=optimizer.state_dict(), state=state))
+
+
+def _restore(run: Run, optimizer, state: Dict[str, Any]) -> Dict[str, Any]:
+    if run.out_dir is None:
+        raise MamoError("--resume needs the run's output folder (--out)")
+    path = run.out_dir / LAST
+    if not path.is_file():
+        print(f"[resume] no {path}: starting from scratch", flush=True)
+        return state
+    ckpt = load_checkpoint(path)
+    check_compatible(ckpt, run, path, ignore_train_keys=("epochs", "patience", "device"))
+    run.model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    restored = dict(ckpt["state"])
+    print(f"[resume] continuing after epoch {restored['epoch']} from {path}", flush=True)
+    return restored
+
+
+def check_compatible(ckpt: Dict[str, Any], run: Run, path, ignore_train_keys=()) -> None:
+    """Raise MamoError unless the checkpoint was made for this model, data and config."""
+    if ckpt.get("model_name") != run.model_name:
+        raise MamoError(f"checkpoint is for model {ckpt.get('model_name')!r}, not {run.model_name!r}", path=str(path))
+    if ckpt.get("data_fingerprint") != run.bundle.data.fingerprint:
+        raise MamoError("checkpoint was trained on other data (data fingerprint differs: another data set, "
+                        "other files or another data/protocol config)", path=str(path))
+    mine, theirs = run.config.to_dict(), ckpt.get("config", {})
+    for section in ("data", "model", "train"):
+        a, b = dict(mine.get(section, {})), dict(theirs.get(section, {}))
+        if section == "data":  # where the files lie does not matter; the fingerprint covers them
+            a.pop("data_dir", None), b.pop("data_dir", None)
+        if section == "train":
+            for k in ignore_train_keys:
+                a.pop(k, None), b.pop(k, None)
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if diff:
+            raise MamoError(f"checkpoint was made with another config ({section}: "
+                            + ", ".join(f"{k}={b.get(k)!r} here {a.get(k)!r}" for k in diff) + ")", path=str(path))

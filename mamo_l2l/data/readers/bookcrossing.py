@@ -1,0 +1,88 @@
+"""Book-Crossing (BX-CSV-Dump): ``BX-Book-Ratings.csv``, ``BX-Users.csv``, ``BX-Books.csv``.
+
+';'-separated, every field double-quoted, latin-1, backslash escapes, NULL for missing; parsed
+as DATA-FORMATS.md says (pandas C parser, ``escapechar='\\\\'``, ``na_values=['NULL']``).
+Only explicit ratings (1-10) are kept; 0 means an implicit interaction and is dropped.
+
+Fields: users ``age`` (bucketed into ML-1M age codes; ages outside 5..100 or missing -> None),
+``country`` (last comma-separated part of Location, stripped, lower-cased; empty -> None);
+items ``author``, ``pub_year`` (str year; 0 or > 2025 -> None) and ``publisher``. The items'
+float column ``year`` (NaN unknown) holds the same year for the protocol.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import MamoError
+from ..types import Field, RawDataset
+from ._frames import (age_bucket, as_tokens, check_rating_range, entity_table, ratings_frame, require_ratings,
+                      to_float, year_token)
+from ._io import check_separator, first_line, numeric_column, read_table, require_file, require_values, sha256_file
+
+RATING_RANGE = (1.0, 10.0)
+AGE_RANGE = (5.0, 100.0)
+LAST_YEAR = 2025
+USER_FIELDS = (Field("age"), Field("country"))
+ITEM_FIELDS = (Field("author"), Field("pub_year"), Field("publisher"))
+FILES = {
+    "BX-Book-Ratings.csv": ("User-ID", "ISBN", "Book-Rating"),
+    "BX-Users.csv": ("User-ID", "Location", "Age"),
+    "BX-Books.csv": ("ISBN", "Book-Title", "Book-Author", "Year-Of-Publication", "Publisher"),
+}
+_CSV = dict(header=0, dtype=str, escapechar="\\", keep_default_na=False, na_values=["NULL", ""])
+
+
+def _read(folder: Path, name: str) -> pd.DataFrame:
+    """One BX file, all columns str (missing = NaN), with the columns it must have checked."""
+    path = folder / name
+    columns = FILES[name]
+    expected = f"{name}: ';'-separated, double-quoted, latin-1, with columns " + ";".join(f'"{c}"' for c in columns)
+    require_file(path, expected)
+    line, header = first_line(path, "latin-1", expected)
+    check_separator(path, line, header, ";", None, expected)
+    frame = read_table(path, expected, sep=";", encoding="latin-1", **_CSV)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MamoError(f"missing column(s) {', '.join(missing)}; expected {expected}", path=str(path), line=line)
+    return frame
+
+
+def read_book_crossing(folder) -> RawDataset:
+    """Read the three BX CSVs in ``folder`` (explicit ratings only)."""
+    folder = Path(folder)
+    r = _read(folder, "BX-Book-Ratings.csv")
+    u = _read(folder, "BX-Users.csv")
+    b = _read(folder, "BX-Books.csv")
+    sources = {name: sha256_file(folder / name) for name in FILES}
+
+    path = folder / "BX-Book-Ratings.csv"
+    require_ratings(r, path, "rows User-ID;ISBN;Book-Rating")
+    require_values(r["User-ID"], path, "User-ID", 1)
+    require_values(r["ISBN"], path, "ISBN", 1)
+    rating = numeric_column(r["Book-Rating"], path, "Book-Rating", 1, "0 (implicit) or 1-10")
+    check_rating_range(rating, 0.0, RATING_RANGE[1], path, 1, "Book-Crossing")   # 0 is allowed: implicit
+    explicit = rating > 0
+    ratings, dropped = ratings_frame(r["User-ID"][explicit], r["ISBN"][explicit], rating[explicit], None, path)
+
+    require_values(u["User-ID"], folder / "BX-Users.csv", "User-ID", 1)
+    users = entity_table(u["User-ID"], {"age": age_bucket(to_float(u["Age"]), *AGE_RANGE),
+                                        "country": country(u["Location"])}, "user_id", folder / "BX-Users.csv")
+
+    require_values(b["ISBN"], folder / "BX-Books.csv", "ISBN", 1)
+    year = to_float(b["Year-Of-Publication"])
+    year = year.where((year > 0) & (year <= LAST_YEAR))
+    items = entity_table(b["ISBN"], {"author": as_tokens(b["Book-Author"]), "pub_year": year_token(year),
+                                     "publisher": as_tokens(b["Publisher"]), "year": year},
+                         "item_id", folder / "BX-Books.csv")
+    return RawDataset(name="book-crossing", ratings=ratings, users=users, items=items, user_fields=USER_FIELDS,
+                      item_fields=ITEM_FIELDS, rating_range=RATING_RANGE, source_files=sources,
+                      duplicates_dropped=dropped, format="book-crossing")
+
+
+def country(location: pd.Series) -> pd.Series:
+    """'nyc, new york, usa' -> 'usa': last comma-separated part, stripped, lower-cased; empty -> None."""
+    last = location.astype("string").str.rsplit(",", n=1).str[-1].str.strip().str.lower()
+    return as_tokens(last)

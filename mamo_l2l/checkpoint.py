@@ -23,7 +23,7 @@ FORMAT = "mamo_l2l-checkpoint-1"
 def library_versions() -> Dict[str, str]:
     import numpy
     import pandas
-    out = {"mamo_l2l": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+    out = {"mamo_l2l": __version__, "torch": str(torch.__version__), "numpy": numpy.__version__,
            "pandas": pandas.__version__, "python": platform.python_version()}
     try:
         from importlib.metadata import version

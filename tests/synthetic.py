@@ -33,3 +33,21 @@ def tasks(data: EncodedDataset, n: int = 6, seed: int = 1, n_query: int = 5):
         out.append(Task(int(k % len(data.user_ids)), items[n_query:], ratings[n_query:], items[:n_query],
                         ratings[:n_query]))
     return out
+
+
+class _NoEncoders:
+    def to_dict(self):
+        return {"synthetic": True}
+
+
+def bundle(config=None, n_train: int = 10, n_valid: int = 4):
+    """A DataBundle over synthetic tasks (train, valid and one small set per test scenario)."""
+    from mamo_l2l.config import Config
+    from mamo_l2l.data.types import SCENARIOS, Splits
+    from mamo_l2l.train import DataBundle
+    data = encoded()
+    train = tasks(data, n=n_train, seed=11)
+    valid = tasks(data, n=n_valid, seed=12)
+    test = {s: tasks(data, n=4, seed=20 + k) for k, s in enumerate(SCENARIOS)}
+    splits = Splits(train, valid, test, None, {"dataset": "synthetic"})
+    return DataBundle(data, splits, _NoEncoders(), config or Config())

@@ -1,0 +1,133 @@
+"""Training loop: resume equals an uninterrupted run, meta-batch 1 equals the sequential procedure,
+checkpoints are safe and refuse other data."""
+import copy
+
+import pytest
+import torch
+
+from mamo_l2l import api
+from mamo_l2l.backends.base import InnerLoop, masked_mse
+from mamo_l2l.checkpoint import load_checkpoint, save_checkpoint
+from mamo_l2l.config import Config
+from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
+from mamo_l2l.errors import MamoError
+from mamo_l2l.train import build_run, fit
+
+import synthetic
+
+
+def _config(**train):
+    cfg = Config()
+    cfg.train.epochs = 3
+    cfg.train.meta_batch_size = 4
+    cfg.model.hidden = 16
+    cfg.model.embed_dim = 8
+    cfg.model.field_dim = 8
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg.validate()
+
+
+def _states_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_ends_like_an_uninterrupted_run(tmp_path):
+    cfg = _config(patience=10)
+    full = fit(synthetic.bundle(cfg), cfg, out_dir=tmp_path / "full", progress=False)
+    killed = fit(synthetic.bundle(cfg), cfg, out_dir=tmp_path / "resumed", progress=False, stop_after_epoch=1)
+    assert len(killed.history) == 1
+    resumed = fit(synthetic.bundle(cfg), cfg, out_dir=tmp_path / "resumed", resume=True, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    _states_equal(full.model.state_dict(), resumed.model.state_dict())
+    assert resumed.best_epoch == full.best_epoch
+    m_full, m_res = api.evaluate(full), api.evaluate(resumed)
+    assert m_full["scenarios"] == m_res["scenarios"]
+
+
+def test_meta_batch_of_one_is_the_sequential_procedure():
+    cfg = _config(meta_batch_size=1, epochs=1)
+    bundle = synthetic.bundle(cfg, n_valid=0)
+    trained = fit(bundle, cfg, progress=False)
+
+    # The paper's loop written out: per user read memory, adapt, outer step, then write memory.
+    run = build_run(bundle, cfg, "mamo")
+    model, algo = run.model, run.algorithm
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.outer_lr)
+    inner = InnerLoop(cfg.train.local_steps, cfg.train.local_lr, False)
+    for (task,) in MetaBatchSampler(bundle.splits.train, 1, cfg.train.seed).epoch(1):
+        b = pad_tasks([task], bundle.data)
+        p_u = model.user_embedder(b.user_x[0])
+        p_s, p_q = model.item_embedder(b.support_x[0]), model.item_embedder(b.query_x[0])
+        overrides, attention = algo.start(p_u)
+        adapted = run.backend.adapt(model.head, overrides,
+                                    lambda f: masked_mse(f(p_u, p_s), b.support_y[0], b.support_mask[0]),
+                                    inner, second_order=True)
+        loss = masked_mse(adapted.forward(p_u, p_q), b.query_y[0], b.query_mask[0])
+        write = algo.memory_write(p_u, attention, adapted.params, loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.memory.write([write])
+    for (k, a), (_, b) in zip(trained.model.state_dict().items(), model.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    assert not torch.equal(model.memory.profile, build_run(bundle, cfg, "mamo").model.memory.profile)
+
+
+def test_checkpoint_round_trip_and_other_data_refused(tmp_path):
+    cfg = _config(epochs=1)
+    run = fit(synthetic.bundle(cfg), cfg, out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "best.pt")
+    assert ckpt["model_name"] == "mamo" and "memory.profile" in ckpt["state_dict"]
+    assert ckpt["versions"]["torch"] == torch.__version__
+    assert ckpt["config"]["train"]["epochs"] == 1
+    other = synthetic.bundle(cfg)
+    other.data.fingerprint = "another data set"
+    fresh = build_run(other, cfg, "mamo")
+    from mamo_l2l.train import check_compatible
+    with pytest.raises(MamoError, match="other data"):
+        check_compatible(ckpt, fresh, tmp_path / "best.pt")
+    fresh.bundle = run.bundle
+    changed = copy.deepcopy(cfg)
+    changed.model.hidden = 32
+    fresh.config = changed
+    with pytest.raises(MamoError, match="hidden"):
+        check_compatible(ckpt, fresh, tmp_path / "best.pt")
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_checkpoint_loading_refuses_pickled_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "mamo_l2l-checkpoint-1", "x": Evil()}, path)
+    with pytest.raises(MamoError, match="not a readable"):
+        load_checkpoint(path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(MamoError):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_atomic_save_leaves_no_temp_files(tmp_path):
+    save_checkpoint(tmp_path / "a.pt", {"x": torch.ones(2)})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda():
+    cfg = _config(epochs=1, device="cuda")
+    run = fit(synthetic.bundle(cfg), cfg, progress=False)
+    assert next(run.model.parameters()).is_cuda
+    assert api.evaluate(run)["scenarios"]["warm"]["users"] == 4
+
+
+def test_cuda_request_without_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    cfg = _config(epochs=1, device="cuda")
+    with pytest.raises(MamoError, match="no CUDA device"):
+        fit(synthetic.bundle(cfg), cfg, progress=False)

@@ -76,7 +76,7 @@ def test_ml100k_raw(ml100k_raw_dir, fixtures_module):
     assert raw.name == "ml-100k" and raw.rating_range == (1.0, 5.0) and raw.duplicates_dropped == 0
     check_ratings_match_world(raw, w, str, str)
     assert raw.user_fields == ML_USER_FIELDS and raw.item_fields == ML_ITEM_FIELDS
-    assert len(raw.users) == 48 and len(raw.items) == 120
+    assert len(raw.users) == fixtures_module.N_USERS and len(raw.items) == fixtures_module.N_ITEMS
     assert raw.users.loc["1"].to_dict() == {"gender": "M", "age": "18", "occupation": "technician", "zip": "85"}
     assert raw.users.loc["2", "zip"] == "T8"                      # Canadian zip T8H1N
     for uid, (age, gender, occ, z) in w.users.items():
@@ -173,7 +173,7 @@ def test_book_crossing(book_crossing_dir, fixtures_module):
     assert raw.ratings["timestamp"].isna().all()
     assert raw.user_fields == (Field("age"), Field("country"))
     assert raw.item_fields == (Field("author"), Field("pub_year"), Field("publisher"))
-    assert len(raw.users) == 52 and len(raw.items) == 120
+    assert len(raw.users) == fixtures_module.N_USERS + 4 and len(raw.items) == fixtures_module.N_ITEMS
     u = raw.users
     assert u.loc["1000"].to_dict() == {"age": "18", "country": "usa"}
     assert u.loc["1001"].to_dict() == {"age": None, "country": None}      # NULL age, empty country
@@ -245,3 +245,26 @@ def test_real_ml100k(ml100k_real_dir):
     first = raw.ratings.iloc[0]                                 # first data line: 196 242 3 881250949
     assert (first.user_id, first.item_id, first.rating, first.timestamp) == ("196", "242", 3.0, 881250949.0)
     assert raw.source_files["ml-100k.inter"] == "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"
+
+
+# ----------------------------------------------------------------------------- the fixtures themselves
+@pytest.mark.parametrize("folder", ["ml-100k-raw", "book-crossing"])
+def test_fixtures_are_big_enough_for_the_protocol(format_dirs, folder):
+    """>= 40 users with 15-60 ratings each, and every cold-start scenario non-empty with the
+    default protocol settings."""
+    from mamo_l2l.config import DataConfig
+    from mamo_l2l.data.features import FeatureEncoders
+    from mamo_l2l.data.protocol import build_splits
+    raw = read_folder(format_dirs[folder])
+    per_user = raw.ratings.groupby("user_id").size()
+    assert len(per_user) >= 40 and per_user.min() >= 15 and per_user.max() <= 60
+    splits = build_splits(FeatureEncoders.fit(raw, 2).encode(raw), DataConfig(), 0)
+    assert splits.item_year_cutoff is not None
+    assert all(len(splits.test[s]) > 0 for s in ("warm", "user_cold", "item_cold", "user_item_cold"))
+
+
+def test_fixtures_are_deterministic(tmp_path, fixtures_module, format_dirs):
+    again = fixtures_module.make_fixtures(tmp_path, seed=0)
+    for name, folder in again.items():
+        for f in folder.iterdir():
+            assert f.read_bytes() == (format_dirs[name] / f.name).read_bytes(), f

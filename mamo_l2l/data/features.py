@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -215,9 +215,17 @@ def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
 
 
-def _as_str(values: Iterable[Any]) -> List[Optional[str]]:
-    """Values as str, missing ones as None (None never matches a vocabulary entry)."""
-    return [None if _is_missing(v) else str(v) for v in values]
+def _as_str(values: Iterable[Any]) -> np.ndarray:
+    """Values as an object array of str, missing ones None (None never matches a vocabulary entry)."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    missing = pd.isna(arr)
+    present = arr[~missing]
+    # the readers already give str, so the per-value str() is only paid for other input
+    if len(present) and pd.api.types.infer_dtype(present, skipna=False) != "string":
+        arr[~missing] = [str(v) for v in present]
+    arr[missing] = None
+    return arr
 
 
 def _tuple_of(v: Any) -> Tuple[str, ...]:

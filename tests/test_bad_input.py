@@ -166,3 +166,10 @@ def test_missing_user_id_cell(tmp_path):
     (tmp_path / "x.inter").write_text(HEADER + "u\ti\t3\t1\n\tj\t4\t2\n", encoding="utf-8")
     e = fails(tmp_path)
     assert e.line == 3 and "column 'user_id' is empty" in str(e)
+
+
+def test_repeated_header_field(tmp_path):
+    (tmp_path / "x.inter").write_text("user_id:token\titem_id:token\trating:float\trating:float\nu\ti\t3\t4\n",
+                                      encoding="utf-8")
+    e = fails(tmp_path)
+    assert e.line == 1 and "field 'rating' appears twice in the header" in str(e)

@@ -65,6 +65,8 @@ def read_atomic_table(path: Path, kind: str, required: Sequence[str],
         if not field or typ not in ATOMIC_TYPES:
             raise MamoError(f"header cell {cell!r} is not field:type with type one of {', '.join(ATOMIC_TYPES)} "
                             f"({expected})", path=str(path), line=line)
+        if field in types:
+            raise MamoError(f"field {field!r} appears twice in the header ({expected})", path=str(path), line=line)
         types[field] = typ
     missing = [f for f in required if f not in types]
     if missing:

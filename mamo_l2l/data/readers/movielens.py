@@ -20,7 +20,7 @@ from ...errors import MamoError
 from ..types import Field, RawDataset
 from ._frames import (age_bucket, as_token_tuples, as_tokens, check_rating_range, entity_table, numeric_tokens,
                       ratings_frame, require_ratings, to_float, year_token)
-from ._io import (check_separator, first_line, numeric_column, read_table, read_typed, require_file,
+from ._io import (check_separator, first_line, line_of_row, numeric_column, read_table, read_typed, require_file,
                   require_values, sha256_file)
 from .atomic import MOVIELENS_RANGE, zip_prefix
 
@@ -107,17 +107,13 @@ def read_ml1m_raw(folder) -> RawDataset:
     movie_path = _checked(folder / "movies.dat", "movies.dat: MovieID::Title (Year)::Genre|Genre", "::", 3)
     sources = {p.name: sha256_file(p) for p in (rating_path, user_path, movie_path)}
 
-    # The C parser takes one-character separators only: split on ':' and keep the even
-    # columns ('a::b' -> 'a', '', 'b'). Ids, ratings, codes and zips never contain ':'.
-    frame = read_typed(rating_path, "ratings.dat", [0, 2, 4, 6], [4, 6], sep=":", encoding="latin-1",
-                       header=None, usecols=[0, 2, 4, 6], **_TEXT)
+    frame = _read_double_colon(rating_path, 4, (2, 3), "ratings.dat: UserID::MovieID::Rating::Timestamp")
     ratings, dropped = _ratings(frame, rating_path, "ratings.dat")
 
-    u = read_table(user_path, "users.dat", sep=":", encoding="latin-1", header=None, dtype=str,
-                   usecols=[0, 2, 4, 6, 8], **_TEXT)
+    u = _read_double_colon(user_path, 5, (), "users.dat: UserID::Gender::Age::Occupation::Zip-code")
     require_values(u[0], user_path, "UserID", 0)
-    users = entity_table(u[0], {"gender": as_tokens(u[2]), "age": age_bucket(to_float(u[4])),
-                                "occupation": numeric_tokens(u[6]), "zip": zip_prefix(u[8])}, "user_id", user_path)
+    users = entity_table(u[0], {"gender": as_tokens(u[1]), "age": age_bucket(to_float(u[2])),
+                                "occupation": numeric_tokens(u[3]), "zip": zip_prefix(u[4])}, "user_id", user_path)
 
     m = _split_lines(movie_path, "::", 3, "movies.dat: MovieID::Title (Year)::Genre|Genre")
     year = to_float(m[1].str.extract(r"\((\d{4})\)\s*$", expand=False))
@@ -126,6 +122,31 @@ def read_ml1m_raw(folder) -> RawDataset:
     return RawDataset(name="ml-1m", ratings=ratings, users=users, items=items, user_fields=USER_FIELDS,
                       item_fields=ITEM_FIELDS, rating_range=MOVIELENS_RANGE, source_files=sources,
                       duplicates_dropped=dropped, format="ml-1m-raw")
+
+
+def _read_double_colon(path: Path, n_fields: int, numeric: Tuple[int, ...], expected: str) -> pd.DataFrame:
+    """A '::'-separated file whose fields never contain ':' (ratings.dat, users.dat), read by the
+    C parser; columns 0..n_fields-1, the ``numeric`` ones float64 when they all parse.
+
+    The C parser takes one-character separators only, so the file is split on ':' and field k
+    is column 2k ('a::b' -> 'a', '', 'b'); any text in an odd column, or beyond, means a line
+    that is not n_fields fields joined by '::'.
+    """
+    width = 2 * n_fields - 1
+    # the odd columns are read as numbers too: empty cells parse as NaN on the fast path
+    fast = [2 * k for k in numeric] + list(range(1, width, 2))
+    frame = read_typed(path, expected, list(range(width)), fast, sep=":", encoding="latin-1", header=None, **_TEXT)
+    stray = [c for c in frame.columns if c % 2 == 1 or c >= width]
+    off = frame[stray].notna().any(axis=1).to_numpy() if stray else np.zeros(len(frame), dtype=bool)
+    if len(frame.columns) < width:
+        off |= True
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        raise MamoError(f"expected {n_fields} fields separated by '::' ({expected})", path=str(path),
+                        line=line_of_row(path, row, 0))
+    out = frame[[2 * k for k in range(n_fields)]]
+    out.columns = range(n_fields)
+    return out
 
 
 def _split_lines(path: Path, sep: str, n_fields: int, expected: str) -> pd.DataFrame:

@@ -173,3 +173,48 @@ def test_repeated_header_field(tmp_path):
                                       encoding="utf-8")
     e = fails(tmp_path)
     assert e.line == 1 and "field 'rating' appears twice in the header" in str(e)
+
+
+def test_stray_colon_in_double_colon_file(tmp_path, ml1m_raw_dir):
+    folder = copy(ml1m_raw_dir, tmp_path / "ml")
+    lines = (folder / "ratings.dat").read_text(encoding="latin-1").splitlines()
+    lines[1] = "1::13:::4::874725456"          # a ':' too many shifts every later field
+    (folder / "ratings.dat").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    e = fails(folder)
+    assert e.path == str(folder / "ratings.dat") and e.line == 2
+    assert "expected 4 fields separated by '::'" in str(e)
+
+
+def test_corrupted_files_raise_only_mamo_error(tmp_path, format_dirs):
+    """Seeded random damage (cut, stray separators and bytes, dropped bytes, emptied files) to
+    every format: each read either succeeds or raises MamoError, never a raw pandas error."""
+    import random
+    import warnings
+    rng = random.Random(7)
+    names = sorted(format_dirs)
+    outcomes = {"ok": 0, "error": 0}
+    for trial in range(90):
+        folder = copy(format_dirs[names[trial % len(names)]], tmp_path / str(trial))
+        target = rng.choice(sorted(folder.iterdir()))
+        data = bytearray(target.read_bytes())
+        kind = trial % 4
+        if kind == 0:
+            data = data[:rng.randrange(len(data))]
+        elif kind == 1:
+            for _ in range(3):
+                data.insert(rng.randrange(len(data)), rng.choice(b'\t;|:,"\\\n\xff\xe9x0'))
+        elif kind == 2:
+            for _ in range(3):
+                del data[rng.randrange(len(data))]
+        else:
+            data = data.replace(b"\t", b",").replace(b"::", b":")
+        target.write_bytes(bytes(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                read_folder(folder)
+                outcomes["ok"] += 1
+            except MamoError:
+                outcomes["error"] += 1
+        shutil.rmtree(folder)
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0

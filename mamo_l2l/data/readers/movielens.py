@@ -135,7 +135,14 @@ def _read_double_colon(path: Path, n_fields: int, numeric: Tuple[int, ...], expe
     width = 2 * n_fields - 1
     # the odd columns are read as numbers too: empty cells parse as NaN on the fast path
     fast = [2 * k for k in numeric] + list(range(1, width, 2))
-    frame = read_typed(path, expected, list(range(width)), fast, sep=":", encoding="latin-1", header=None, **_TEXT)
+    try:
+        frame = read_typed(path, expected, list(range(width)), fast, sep=":", encoding="latin-1", header=None,
+                           **_TEXT)
+    except MamoError as e:   # the parser counted ':'-fields; say it in the file's own terms
+        if e.line is None or "fields separated by" not in e.reason:
+            raise
+        raise MamoError(f"expected {n_fields} fields separated by '::' ({expected})", path=str(path),
+                        line=e.line) from None
     stray = [c for c in frame.columns if c % 2 == 1 or c >= width]
     off = frame[stray].notna().any(axis=1).to_numpy() if stray else np.zeros(len(frame), dtype=bool)
     if len(frame.columns) < width:

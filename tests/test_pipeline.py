@@ -167,3 +167,35 @@ def test_ml100k_counts_and_cutoff(tmp_path):
     for s in SCENARIOS:
         assert c["scenarios"][s]["users"] == len(splits.test[s]) > 0
         assert all(len(t.query_items) == 10 for t in splits.test[s])
+
+
+# ------------------------------------------------------------------ every reader's fixture format
+FORMATS = ("ml-100k-raw", "ml-1m-raw", "ml-100k-atomic", "ml-1m-atomic", "atomic", "book-crossing")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_prepare_on_every_fixture_format(format_dirs, tmp_path, fmt):
+    cfg = DataConfig(dataset=fmt, data_dir=str(format_dirs[fmt]))
+    data, splits, enc = pipeline.prepare(cfg, seed=0, cache_dir=tmp_path, progress=False)
+    c = splits.counts
+    assert sum(c["partition"].values()) == c["totals"]["ratings"] == len(data.rating)
+    assert splits.train and splits.valid
+    for s in SCENARIOS:
+        for t in splits.test[s]:
+            assert len(t.query_items) == cfg.n_query and len(t.support_items) >= cfg.min_ratings - cfg.n_query
+    # every encoded index lies inside its field's vocabulary
+    for x, layout in ((data.user_x, data.user_layout), (data.item_x, data.item_layout)):
+        for f in layout:
+            assert (x[:, f.start:f.stop] >= 0).all() and (x[:, f.start:f.stop] < f.vocab_size).all()
+    assert enc.to_dict() == data.encoders
+
+
+def test_same_data_in_two_layouts_gives_the_same_tasks(format_dirs, tmp_path):
+    """ml-100k-raw and ml-100k-atomic hold the same ratings: the tasks, named by raw ids, agree."""
+    def named(fmt):
+        cfg = DataConfig(dataset="ml-100k", data_dir=str(format_dirs[fmt]))
+        data, s, _ = pipeline.prepare(cfg, seed=1, cache_dir=tmp_path, progress=False)
+        return {k: sorted((data.user_ids[t.user], tuple(data.item_ids[t.support_items]),
+                           tuple(data.item_ids[t.query_items])) for t in s.test[k]) for k in SCENARIOS}
+    a, b = named("ml-100k-raw"), named("ml-100k-atomic")
+    assert a == b and all(a[k] for k in SCENARIOS)

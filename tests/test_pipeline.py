@@ -1,5 +1,4 @@
 """prepare(): raw -> encoded -> splits, the processed cache (hit, key, corruption), real ml-100k."""
-import json
 import shutil
 from pathlib import Path
 

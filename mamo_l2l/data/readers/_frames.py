@@ -1,8 +1,9 @@
 """Column helpers shared by the readers: ratings frame (duplicates resolved, range checked),
 feature cells (str or None; tuples for multi-valued fields), age buckets, entity tables.
 
-Everything here is vectorised over rows (pandas/numpy); the only per-row Python is turning a
-multi-valued cell's list into a tuple, which runs over entities (thousands), not ratings.
+Work over ratings is vectorised (pandas/numpy). Feature cells are cleaned with plain str
+methods in one list comprehension per column: that runs over entities (at most a few hundred
+thousand), and on pandas' python-backed strings it is several times faster than a .str chain.
 """
 from __future__ import annotations
 
@@ -29,10 +30,16 @@ def as_tokens(values: pd.Series) -> pd.Series:
     """Single-valued feature cells: str, with missing or empty-after-strip values as None.
 
     Surrounding whitespace is stripped (it never carries meaning in these files)."""
-    s = values.astype("string").str.strip()
-    s = s.mask(s == "")
-    out = s.astype(object)
-    return out.where(s.notna(), None)
+    cells = [_token(x) for x in values.to_numpy(dtype=object)]
+    return pd.Series(cells, index=values.index, dtype=object)
+
+
+def _token(x) -> Optional[str]:
+    if isinstance(x, str):
+        return x.strip() or None
+    if x is None or x is pd.NA or (isinstance(x, float) and x != x):
+        return None
+    return str(x)
 
 
 def as_token_tuples(values: pd.Series, sep: str) -> pd.Series:

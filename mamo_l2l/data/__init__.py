@@ -1,0 +1,1 @@
+"""Data side: readers -> features -> protocol -> tasks -> batches, plus fetching and caching."""

@@ -1,0 +1,100 @@
+"""Seeded meta-batches of tasks, and padding + mask so a batch is a few dense tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Sequence
+
+import numpy as np
+import torch
+
+from .types import EncodedDataset, Task
+
+
+@dataclass
+class PaddedBatch:
+    """B tasks padded to equal support/query length. Masks are 1.0 for real ratings, 0.0 for padding.
+
+    user_x [B, S_u] int64; support_x [B, N_s, S_i] int64; support_y/support_mask [B, N_s] float32;
+    query_x [B, N_q, S_i]; query_y/query_mask [B, N_q]. Padded item rows are all PAD (index 0).
+    """
+    user_x: torch.Tensor
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    support_mask: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    query_mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.user_x.shape[0]
+
+    def to(self, device) -> "PaddedBatch":
+        return PaddedBatch(**{k: v.to(device) for k, v in self.__dict__.items()})
+
+    def task(self, b: int) -> "PaddedBatch":
+        """Task b alone, with its padding removed (a batch of one)."""
+        ns = int(self.support_mask[b].sum().item())
+        nq = int(self.query_mask[b].sum().item())
+        return PaddedBatch(
+            self.user_x[b:b + 1], self.support_x[b:b + 1, :ns], self.support_y[b:b + 1, :ns],
+            self.support_mask[b:b + 1, :ns], self.query_x[b:b + 1, :nq], self.query_y[b:b + 1, :nq],
+            self.query_mask[b:b + 1, :nq])
+
+
+def pad_tasks(tasks: Sequence[Task], data: EncodedDataset) -> PaddedBatch:
+    """Stack tasks into one PaddedBatch (padding to the longest support and query set)."""
+    b = len(tasks)
+    ns = max(len(t.support_items) for t in tasks)
+    nq = max(len(t.query_items) for t in tasks)
+    s_i = data.item_x.shape[1]
+    user_x = data.user_x[[t.user for t in tasks]]
+    sx = np.zeros((b, ns, s_i), dtype=np.int64)
+    sy = np.zeros((b, ns), dtype=np.float32)
+    sm = np.zeros((b, ns), dtype=np.float32)
+    qx = np.zeros((b, nq, s_i), dtype=np.int64)
+    qy = np.zeros((b, nq), dtype=np.float32)
+    qm = np.zeros((b, nq), dtype=np.float32)
+    for k, t in enumerate(tasks):
+        n = len(t.support_items)
+        sx[k, :n] = data.item_x[t.support_items]
+        sy[k, :n] = t.support_ratings
+        sm[k, :n] = 1.0
+        n = len(t.query_items)
+        qx[k, :n] = data.item_x[t.query_items]
+        qy[k, :n] = t.query_ratings
+        qm[k, :n] = 1.0
+    t = torch.from_numpy
+    return PaddedBatch(t(np.ascontiguousarray(user_x, dtype=np.int64)), t(sx), t(sy), t(sm), t(qx), t(qy), t(qm))
+
+
+class MetaBatchSampler:
+    """Shuffles tasks into meta-batches, one fresh seeded permutation per epoch.
+
+    The permutation for epoch e depends only on (seed, e), so a resumed run sees the same
+    batches as an uninterrupted one.
+    """
+
+    def __init__(self, tasks: Sequence[Task], batch_size: int, seed: int, drop_last: bool = False):
+        self.tasks = list(tasks)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+
+    def num_batches(self) -> int:
+        n = len(self.tasks)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[List[Task]]:
+        rng = np.random.default_rng([self.seed, epoch, 0x5A17])
+        order = rng.permutation(len(self.tasks))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if self.drop_last and len(idx) < self.batch_size:
+                break
+            yield [self.tasks[i] for i in idx]
+
+
+def chunks(tasks: Sequence[Task], size: int) -> Iterator[List[Task]]:
+    """Tasks in their given order, ``size`` at a time (evaluation)."""
+    for start in range(0, len(tasks), size):
+        yield list(tasks[start:start + size])

@@ -10,7 +10,7 @@ from .checkpoint import library_versions, load_checkpoint
 from .config import Config
 from .data.types import SCENARIOS
 from .errors import MamoError
-from .evaluate import evaluate_references, evaluate_scenarios, format_table
+from .scoring import evaluate_references, evaluate_scenarios, format_table
 from .train import DataBundle, Run, build_run, check_compatible, fit, load_data, peak_memory_mib
 
 

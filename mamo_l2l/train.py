@@ -21,7 +21,7 @@ from .config import Config
 from .data.batching import MetaBatchSampler, pad_tasks
 from .data.types import EncodedDataset, Splits
 from .errors import MamoError
-from .evaluate import score_tasks
+from .scoring import score_tasks
 from .references import training_ratings
 
 LAST = "last.pt"

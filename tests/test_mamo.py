@@ -11,7 +11,7 @@ from mamo_l2l.backends import get_backend
 from mamo_l2l.backends.base import InnerLoop
 from mamo_l2l.config import ModelConfig
 from mamo_l2l.data.batching import pad_tasks
-from mamo_l2l.evaluate import predict_tasks
+from mamo_l2l.scoring import predict_tasks
 from mamo_l2l.models.memory import MAMOMemory, MemoryWrite
 
 import synthetic

@@ -20,6 +20,7 @@ class DataConfig:
     data_dir: Optional[str] = None          # folder with files in a supported format
     format: Optional[str] = None            # force a reader; None = detect
     min_count: int = 2                      # rarer feature values fold into "other"
+    item_id_feature: bool = True            # item identity field for items seen in training
     protocol: str = "melu"
     item_state: str = "year"                # year | first_seen
     new_item_share: float = 0.2

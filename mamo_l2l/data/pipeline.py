@@ -89,7 +89,7 @@ def prepare(cfg: DataConfig, seed: int, cache_dir=None, progress: bool = True,
         hit = _read_entry(npz_path, json_path, key)
         if hit is not None:
             _say(progress, f"{cfg.dataset}: processed arrays from cache {npz_path.name[:12]}...")
-            return hit
+            return _with_identity(hit, cfg)
     from .readers import load_raw
     t0 = time.perf_counter()
     raw = load_raw(cfg.dataset, data_dir=str(folder), format=cfg.format, cache_dir=cache_dir,
@@ -106,6 +106,15 @@ def prepare(cfg: DataConfig, seed: int, cache_dir=None, progress: bool = True,
         _write_entry(npz_path, json_path, key, data, splits)
     except OSError as e:   # a read-only or full cache must not stop the run
         _say(progress, f"warning: could not write the processed cache ({e})")
+    return _with_identity((data, splits, encoders), cfg)
+
+
+def _with_identity(result, cfg: DataConfig):
+    """Append the item identity field when configured (after the protocol: see data/identity.py)."""
+    data, splits, encoders = result
+    if cfg.item_id_feature:
+        from .identity import add_item_identity
+        data = add_item_identity(data, splits)
     return data, splits, encoders
 
 

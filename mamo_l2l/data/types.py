@@ -64,6 +64,7 @@ class FieldLayout:
     stop: int
     vocab_size: int       # including PAD, UNKNOWN and OTHER
     multi: bool
+    identity: bool = False  # an entity-identity field: embedding starts at zero (data/identity.py)
 
 
 @dataclass

@@ -21,6 +21,9 @@ class FieldEmbedder(nn.Module):
         self.layout = tuple(layout)
         self.dim = dim
         self.tables = nn.ModuleList(nn.Embedding(f.vocab_size, dim, padding_idx=PAD) for f in self.layout)
+        for f, table in zip(self.layout, self.tables):
+            if f.identity:  # unknown / never-trained ids must contribute nothing (data/identity.py)
+                nn.init.zeros_(table.weight)
 
     @property
     def out_dim(self) -> int:

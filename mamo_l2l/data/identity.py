@@ -1,0 +1,42 @@
+"""The item identity feature (``data.item_id_feature``, a documented choice; docs/data.md).
+
+Year and genres say little about how good a particular movie is; the item-mean reference knows
+exactly that from the training ratings. To give the models the same information, each item that
+has ratings in the *training tasks* gets its own index in an extra single-valued item field
+``item_id``; every other item (new items, and existing items only rated by held-out users) gets
+UNKNOWN. The field is marked ``identity``: its embedding table starts at zero, so an unknown id
+contributes exactly nothing and never-trained rows cannot inject noise into cold-start scenarios.
+
+Applied after the protocol, because which ids are known depends on the training split (no test
+rating is ever used: only training tasks decide the vocabulary).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+import numpy as np
+
+from .types import FIRST_VALUE, UNKNOWN, EncodedDataset, FieldLayout, Splits
+
+FIELD = "item_id"
+
+
+def training_items(splits: Splits) -> np.ndarray:
+    """Sorted indices of the items rated in the training tasks (support or query)."""
+    parts = [np.concatenate([t.support_items, t.query_items]) for t in splits.train]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def add_item_identity(data: EncodedDataset, splits: Splits) -> EncodedDataset:
+    """A copy of ``data`` with the ``item_id`` field appended to every item row."""
+    if any(f.name == FIELD for f in data.item_layout):
+        return data
+    known = training_items(splits)
+    column = np.full(len(data.item_ids), UNKNOWN, dtype=np.int64)
+    column[known] = FIRST_VALUE + np.arange(known.size)
+    width = data.item_x.shape[1]
+    layout: Tuple[FieldLayout, ...] = tuple(data.item_layout) + (
+        FieldLayout(FIELD, width, width + 1, FIRST_VALUE + known.size, False, identity=True),)
+    return dataclasses.replace(data, item_x=np.concatenate([data.item_x, column[:, None]], axis=1),
+                               item_layout=layout)

@@ -135,7 +135,12 @@ class Config:
             setattr(out, sect.name, _build(getattr(out, sect.name), sub, sect.name, source))
         if d:
             raise MamoError(f"unknown section(s) {sorted(d)}; expected data, model, train", path=source)
-        return out.validate()
+        try:
+            return out.validate()
+        except MamoError as e:  # name the file the bad value came from
+            if e.path is None and source != "config":
+                raise MamoError(e.reason, path=source) from None
+            raise
 
     def override(self, section: str, **kwargs: Any) -> "Config":
         """Return a copy with the non-None keyword values set in ``section``."""

@@ -19,7 +19,7 @@ demo: install
 	$(MAMO) train --dataset $(DATASET) --seed $(SEED) --out runs/mamo-$(DATASET)-seed$(SEED)
 
 bench: install
-	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_train.py --dataset $(DATASET) --seeds 0,1,2
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -29,6 +29,7 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
                   peak_memory_mib=peak_memory_mib())
     return {
         "model": run.model_name, "dataset": run.config.data.dataset, "backend": t.backend, "seed": t.seed,
+        "data_fingerprint": data.fingerprint, "local_steps_at_evaluation": run.inner.steps,
         "warm_eval": run.config.data.warm_eval, "best_epoch": run.best_epoch,
         "scenarios": results, "references": evaluate_references(splits, data, scenarios),
         "counts": splits.counts, "history": run.history, "timing": timing,

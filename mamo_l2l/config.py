@@ -90,6 +90,7 @@ class TrainConfig:
     outer_optimizer: str = "adam"  # adam | sgd
     first_order: bool = False
     meta_batch_size: int = 32
+    batch_size: int = 256         # ratings per step of the supervised trainer (supervised models)
     epochs: int = 30
     patience: int = 5             # epochs without validation improvement before stopping
     select_metric: str = "mae"    # validation metric for early stopping (lower is better)
@@ -103,8 +104,9 @@ class TrainConfig:
         _choice("train.select_metric", self.select_metric, ("mae", "rmse"))
         if self.local_steps < 0:
             raise MamoError("config key train.local_steps must be >= 0")
-        if self.meta_batch_size < 1 or self.epochs < 0:
-            raise MamoError("config keys train.meta_batch_size >= 1 and train.epochs >= 0 are required")
+        if self.meta_batch_size < 1 or self.batch_size < 1 or self.epochs < 0:
+            raise MamoError("config keys train.meta_batch_size >= 1, train.batch_size >= 1 and "
+                            "train.epochs >= 0 are required")
         if self.local_lr < 0 or self.outer_lr <= 0:
             raise MamoError("config keys train.local_lr >= 0 and train.outer_lr > 0 are required")
 
@@ -179,14 +181,37 @@ def _choice(key: str, value: Any, allowed) -> None:
         raise MamoError(f"config key {key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
 
 
+PACKAGED_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def packaged_configs() -> Dict[str, Path]:
+    """{name: path} of the configs shipped in mamo_l2l/configs (e.g. default, melu-paper, melu-5)."""
+    return {p.stem: p for p in sorted(PACKAGED_DIR.glob("*.yaml"))}
+
+
+def resolve_config_path(path: Union[str, Path]) -> Path:
+    """A config path, or the packaged config named by ``path``: a value with no path separator
+    and no .yaml/.yml suffix that names a file in mamo_l2l/configs (``--config melu-paper``)."""
+    text = str(path)
+    if not any(sep in text for sep in ("/", "\\")) and not text.endswith((".yaml", ".yml")):
+        packaged = packaged_configs()
+        if text in packaged:
+            return packaged[text]
+    return Path(path)
+
+
 def load_config(path: Optional[Union[str, Path]] = None) -> Config:
-    """Read a YAML config (missing keys keep their defaults); None gives the defaults."""
+    """Read a YAML config (missing keys keep their defaults); None gives the defaults.
+
+    ``path`` may also name a packaged config (``"melu-paper"``, ``"melu-5"``, ``"default"``)."""
     if path is None:
         return Config().validate()
     import yaml
-    p = Path(path)
+    p = resolve_config_path(path)
     if not p.is_file():
-        raise MamoError("config file not found", path=str(p))
+        names = ", ".join(packaged_configs())
+        raise MamoError(f"config file not found (a packaged config is named without a path or suffix: {names})",
+                        path=str(p))
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:

@@ -24,6 +24,9 @@ def predict_tasks(model, algorithm: Algorithm, backend: Backend, tasks: Sequence
                   inner: InnerLoop, device: str = "cpu") -> List[np.ndarray]:
     """Per task, the clipped predicted query ratings (numpy, in the task's query order)."""
     lo, hi = data.rating_range
+    direct = getattr(algorithm, "predict_direct", None)
+    if direct is not None:  # a model that predicts without a backend (e.g. item-mean)
+        return [np.clip(np.asarray(p, dtype=np.float64), lo, hi) for p in direct(tasks)]
     out: List[np.ndarray] = []
     was_training = model.training
     model.eval()

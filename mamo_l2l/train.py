@@ -14,6 +14,7 @@ import torch
 
 from .algorithms import build_model
 from .algorithms.base import Algorithm
+from .algorithms.baselines import trainer_of
 from .backends import get_backend
 from .backends.base import Backend, InnerLoop
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -53,8 +54,11 @@ class Run:
 
     @property
     def inner(self) -> InnerLoop:
+        """The local steps: ``train.local_steps``, or 0 for a model that does not adapt per user
+        (it then predicts from its global parameters)."""
         t = self.config.train
-        return InnerLoop(t.local_steps, t.local_lr, t.first_order)
+        steps = t.local_steps if getattr(self.algorithm, "adapts", True) else 0
+        return InnerLoop(steps, t.local_lr, t.first_order)
 
 
 def load_data(config: Config, cache_dir=None, progress: bool = True) -> DataBundle:
@@ -97,24 +101,68 @@ def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+class MetaEpochs:
+    """One epoch of meta-training: seeded meta-batches of training tasks through the backend,
+    an outer step per batch, then the batch's memory writes (what ``fit`` calls per epoch)."""
+
+    unit = "task"
+
+    def __init__(self, run: Run, optimizer: torch.optim.Optimizer):
+        self.run, self.optimizer = run, optimizer
+        t = run.config.train
+        self.sampler = MetaBatchSampler(run.bundle.splits.train, t.meta_batch_size, t.seed)
+        self.total = len(run.bundle.splits.train)
+
+    def run_epoch(self, epoch: int, bar=None) -> List[float]:
+        run, t = self.run, self.run.config.train
+        losses: List[float] = []
+        for group in self.sampler.epoch(epoch):
+            batch = pad_tasks(group, run.bundle.data).to(t.device)
+            out = run.backend.run_batch(run.model, run.algorithm, batch, run.inner, training=True)
+            loss = out.query_loss.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            run.algorithm.apply_writes(out.writes)
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(len(group))
+                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        return losses
+
+
+def _epochs(run: Run, optimizer):
+    kind = trainer_of(run.algorithm)
+    if kind == "meta":
+        return MetaEpochs(run, optimizer)
+    if kind == "supervised":
+        from .supervised import SupervisedEpochs
+        return SupervisedEpochs(run, optimizer)
+    raise MamoError(f"model {run.model_name!r} has an unknown trainer {kind!r} (expected meta, supervised or none)")
+
+
 def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "mamo", out_dir=None,
         resume: bool = False, progress: bool = True, stop_after_epoch: Optional[int] = None) -> Run:
-    """Meta-train ``model_name`` on the bundle's training tasks, early-stopping on validation.
+    """Train ``model_name`` on the bundle's training tasks, early-stopping on validation.
 
-    Each epoch ends with a checkpoint ``out_dir/last.pt`` (everything needed to resume); the best
-    model by validation ``select_metric`` is kept and written to ``out_dir/best.pt``. With
-    ``resume=True`` a run continues from ``last.pt`` and ends exactly where an uninterrupted run
-    with the same seed would. ``stop_after_epoch`` ends the call after that epoch (as if killed;
-    used by tests).
+    How depends on the model's algorithm (``trainer``, algorithms/baselines.py): meta-training
+    through the backend (MAMO, MAML, MeLU), supervised minibatch regression (mamo_l2l/supervised.py),
+    or fitting without gradient steps (the mean references). Each epoch ends with a checkpoint
+    ``out_dir/last.pt`` (everything needed to resume); the best model by validation
+    ``select_metric`` is kept and written to ``out_dir/best.pt``. With ``resume=True`` a run
+    continues from ``last.pt`` and ends exactly where an uninterrupted run with the same seed
+    would. ``stop_after_epoch`` ends the call after that epoch (as if killed; used by tests).
     """
     config = (config or bundle.config).validate()
     _check_device(config.train.device)
     t = config.train
     run = build_run(bundle, config, model_name)
     run.out_dir = Path(out_dir) if out_dir is not None else None
+    if trainer_of(run.algorithm) == "none":
+        return _fit_without_training(run)
     model, algorithm, backend = run.model, run.algorithm, run.backend
     optimizer = _optimizer(model, config)
-    sampler = MetaBatchSampler(bundle.splits.train, t.meta_batch_size, t.seed)
+    epochs = _epochs(run, optimizer)
     state = {"epoch": 0, "best_score": float("inf"), "best_epoch": 0, "bad_epochs": 0, "stopped": False,
              "best_state": copy.deepcopy(model.state_dict()), "history": [], "train_seconds": 0.0,
              "train_tasks": 0}
@@ -122,26 +170,13 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
         state = _restore(run, optimizer, state)
     train_tasks = bundle.splits.train
     valid_tasks = bundle.splits.valid
-    bar_total = len(train_tasks)
     for epoch in range(state["epoch"] + 1, t.epochs + 1):
         if state["stopped"]:
             break
         started = time.perf_counter()
         model.train()
-        losses = []
-        bar = _bar(bar_total, f"epoch {epoch}/{t.epochs}", progress)
-        for group in sampler.epoch(epoch):
-            batch = pad_tasks(group, bundle.data).to(t.device)
-            out = backend.run_batch(model, algorithm, batch, run.inner, training=True)
-            loss = out.query_loss.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            algorithm.apply_writes(out.writes)
-            losses.append(float(loss.detach()))
-            if bar is not None:
-                bar.update(len(group))
-                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        bar = _bar(epochs.total, f"epoch {epoch}/{t.epochs}", progress, epochs.unit)
+        losses = epochs.run_epoch(epoch, bar)
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - started
@@ -181,11 +216,25 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
     return run
 
 
-def _bar(total: int, desc: str, progress: bool):
+def _bar(total: int, desc: str, progress: bool, unit: str = "task"):
     if not progress:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="task", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+
+
+def _fit_without_training(run: Run) -> Run:
+    """Models with nothing to learn by gradient (trainer "none", e.g. item-mean): fit on the
+    training tasks, no epochs; best.pt holds the fitted values."""
+    started = time.perf_counter()
+    run.algorithm.fit_reference(run.bundle.splits)
+    seconds = time.perf_counter() - started
+    run.best_epoch, run.history = 0, []
+    run.timing = {"train_seconds": seconds, "seconds_per_epoch": 0.0,
+                  "train_tasks_per_s": len(run.bundle.splits.train) / max(seconds, 1e-9)}
+    if run.out_dir is not None:
+        save_model(run, run.out_dir / BEST)
+    return run
 
 
 def _log_epoch(record: Dict[str, float], state: Dict[str, Any]) -> None:
@@ -239,8 +288,10 @@ def check_compatible(ckpt: Dict[str, Any], run: Run, path, ignore_train_keys=())
         raise MamoError("checkpoint was trained on other data (data fingerprint differs: another data set, "
                         "other files or another data/protocol config)", path=str(path))
     mine, theirs = run.config.to_dict(), ckpt.get("config", {})
+    defaults = Config().to_dict()
     for section in ("data", "model", "train"):
-        a, b = dict(mine.get(section, {})), dict(theirs.get(section, {}))
+        # a key added after the checkpoint was written held its default value then
+        a, b = dict(mine.get(section, {})), {**defaults[section], **dict(theirs.get(section, {}))}
         if section == "data":  # where the files lie does not matter; the fingerprint covers them
             a.pop("data_dir", None), b.pop("data_dir", None)
         if section == "train":

@@ -9,7 +9,10 @@ Add your own model from your code::
         model = ...       # a mamo_l2l.models.recommender.Recommender (or subclass)
         return model, MyAlgorithm(model)
 
-and use it as ``--model my-model`` (after importing your module) or ``fit(..., model="my-model")``.
+and use it as ``--model my-model`` (after importing your module) or ``fit(..., model_name="my-model")``.
+The algorithm's ``trainer`` attribute ("meta", the default, "supervised" or "none") says how
+``fit`` trains it, and ``adapts`` whether evaluation adapts per user (algorithms/baselines.py);
+docs/models.md has a complete example.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from ..data.types import EncodedDataset
 from ..errors import MamoError
 from ..models.memory import MAMOMemory
 from ..models.recommender import Recommender, build_recommender
+from ..models.melu import build_melu
 from .base import Algorithm
+from .baselines import MeanModel, MeanPrediction, MeLU, Supervised, SupervisedFinetune
 from .mamo import MAMO, MAMORecommender
 
 Builder = Callable[[ModelConfig, EncodedDataset, float], Tuple[Recommender, Algorithm]]
@@ -73,3 +78,33 @@ def build_mamo_no_task_memory(cfg, data, rating_mean):
 def build_maml(cfg, data, rating_mean):
     model = _recommender(cfg, data, rating_mean)
     return model, Algorithm(model)
+
+
+@register_model("melu")
+def build_melu_model(cfg, data, rating_mean):
+    model = build_melu(data.user_layout, data.item_layout, cfg.field_dim, cfg.hidden, rating_mean)
+    return model, MeLU(model)
+
+
+@register_model("supervised")
+def build_supervised(cfg, data, rating_mean):
+    model = _recommender(cfg, data, rating_mean)
+    return model, Supervised(model)
+
+
+@register_model("supervised-finetune")
+def build_supervised_finetune(cfg, data, rating_mean):
+    model = _recommender(cfg, data, rating_mean)
+    return model, SupervisedFinetune(model)
+
+
+@register_model("global-mean")
+def build_global_mean(cfg, data, rating_mean):
+    model = MeanModel(len(data.item_ids))
+    return model, MeanPrediction(model, per_item=False)
+
+
+@register_model("item-mean")
+def build_item_mean(cfg, data, rating_mean):
+    model = MeanModel(len(data.item_ids))
+    return model, MeanPrediction(model, per_item=True)

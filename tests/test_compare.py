@@ -1,0 +1,112 @@
+"""`mamo-l2l compare`: runs per model x seed, mean/std tables checked against the per-run
+metrics.json files, best marks, reuse on a second call, the chart's optional dependency."""
+import csv
+import json
+import math
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mamo_l2l.cli import app
+from mamo_l2l.compare import PLOT_HINT
+
+MODELS = ("melu", "supervised")
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, ml100k_raw_dir):
+    base = tmp_path_factory.mktemp("compare")
+    cfg = base / "small.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"field_dim": 8, "embed_dim": 8, "hidden": 16},
+                                   "train": {"meta_batch_size": 8, "batch_size": 64}}))
+    args = ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--models", ",".join(MODELS),
+            "--seeds", "2", "--epochs", "2", "--config", str(cfg), "--out", str(base / "out"),
+            "--cache-dir", str(base / "cache"), "--quiet"]
+    mp = pytest.MonkeyPatch()
+    mp.setitem(sys.modules, "matplotlib", None)     # as if the optional `plot` extra were missing
+    try:
+        first = CliRunner().invoke(app, args)
+    finally:
+        mp.undo()
+    assert first.exit_code == 0, first.output
+    return base / "out", args, first.output
+
+
+def _run_metrics(out, model, seed):
+    return json.loads((out / "runs" / f"{model}-seed{seed}" / "metrics.json").read_text())
+
+
+def test_writes_the_three_files_and_one_run_per_model_and_seed(compared):
+    out, _, output = compared
+    for name in ("results.md", "results.csv", "results.json"):
+        assert (out / name).is_file(), name
+    for model in MODELS:
+        for seed in (0, 1):
+            m = _run_metrics(out, model, seed)
+            assert (m["model"], m["seed"]) == (model, seed)
+    assert "[run 1/4] melu seed 0" in output and "[run 4/4] supervised seed 1" in output
+    assert "ETA" in output
+
+
+def test_mean_and_std_match_the_runs(compared):
+    out, _, _ = compared
+    a = _run_metrics(out, "melu", 0)["scenarios"]["user_cold"]["mae"]
+    b = _run_metrics(out, "melu", 1)["scenarios"]["user_cold"]["mae"]
+    mean, std = (a + b) / 2, abs(a - b) / math.sqrt(2)      # sample std (ddof=1) of two values
+    res = json.loads((out / "results.json").read_text())
+    cell = res["results"]["melu"]["user_cold"]["mae"]
+    assert cell["mean"] == pytest.approx(mean, abs=1e-12) and cell["std"] == pytest.approx(std, abs=1e-12)
+    assert cell["values"] == [a, b]
+    rows = {(r["model"], r["scenario"]): r for r in csv.DictReader(open(out / "results.csv"))}
+    row = rows[("melu", "user_cold")]
+    assert float(row["mae_mean"]) == pytest.approx(mean) and float(row["mae_std"]) == pytest.approx(std)
+    assert f"{mean:.4f} ± {std:.4f}" in (out / "results.md").read_text()
+
+
+def test_best_per_column_is_marked(compared):
+    out, _, _ = compared
+    res = json.loads((out / "results.json").read_text())
+    for scen in res["scenarios"]:
+        for metric, lower in (("mae", True), ("rmse", True), ("ndcg@3", False)):
+            means = {m: res["results"][m][scen][metric]["mean"] for m in MODELS}
+            best = (min if lower else max)(means, key=means.get)
+            assert res["results"][best][scen][metric]["best"]
+            assert sum(res["results"][m][scen][metric]["best"] for m in MODELS) >= 1
+    md = (out / "results.md").read_text()
+    assert "**" in md
+
+
+def test_results_name_the_command_and_the_counts(compared):
+    out, args, _ = compared
+    md = (out / "results.md").read_text()
+    assert "mamo-l2l compare" in md and "Data counts per seed" in md
+    res = json.loads((out / "results.json").read_text())
+    counts = _run_metrics(out, "melu", 1)["counts"]
+    assert res["counts"]["1"]["splits"] == counts["splits"]
+    assert res["results"]["melu"]["warm"]["users"] == [_run_metrics(out, "melu", k)["scenarios"]["warm"]["users"]
+                                                       for k in (0, 1)]
+
+
+def test_missing_matplotlib_says_how_to_get_it(compared):
+    out, _, output = compared
+    assert "pip install matplotlib" in output and "EXTRAS=test,plot" in output
+    assert PLOT_HINT.split(",")[0] in output
+    assert not (out / "mae.png").exists()
+
+
+def test_second_call_reuses_the_runs(compared):
+    out, args, _ = compared
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/best.pt")}
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("reusing") == 4
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_unknown_model_fails_before_training(tmp_path, ml100k_raw_dir):
+    res = CliRunner().invoke(app, ["compare", "--data-dir", str(ml100k_raw_dir), "--models", "melu,nope",
+                                   "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 1 and "unknown model(s) nope" in res.output
+    assert not (tmp_path / "o" / "runs").exists()

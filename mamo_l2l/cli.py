@@ -12,6 +12,12 @@ from .errors import MamoError
 class _Group(click.Group):
     """A click group that prints MamoError as one clear message (no traceback), exit code 1."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        argv = list(args)   # the command line as given (compare records it in its results)
+        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        ctx.meta["mamo_l2l.argv"] = argv
+        return ctx
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -39,10 +45,10 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------------------- train / evaluate
-def _config_from_options(config_path, dataset, data_dir, fmt, model_name, **train_overrides):
+def _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval=None, **train_overrides):
     from .config import load_config
     cfg = load_config(config_path)
-    cfg = cfg.override("data", dataset=dataset, data_dir=data_dir, format=fmt)
+    cfg = cfg.override("data", dataset=dataset, data_dir=data_dir, format=fmt, warm_eval=warm_eval)
     if model_name is not None:
         cfg = cfg.override("model", name=model_name)
     return cfg.override("train", **train_overrides)
@@ -52,8 +58,11 @@ def _config_from_options(config_path, dataset, data_dir, fmt, model_name, **trai
 @click.option("--dataset", default=None, help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files in a supported format (skips fetching).")
 @click.option("--format", "fmt", default=None, help="Force a reader (see `mamo-l2l data info --help`).")
-@click.option("--config", "config_path", type=click.Path(), default=None, help="YAML config (docs/config.md); flags override it.")
-@click.option("--model", "model_name", default=None, help="Model to train. [default: mamo]")
+@click.option("--config", "config_path", default=None,
+              help="YAML config (docs/config.md), or a packaged one by name: melu-paper, melu-5. Flags override it.")
+@click.option("--model", "model_name", default=None,
+              help="Model to train (docs/models.md): mamo, maml, melu, mamo-no-feature-memory, mamo-no-task-memory, "
+                   "supervised, supervised-finetune, item-mean, global-mean. [default: mamo]")
 @click.option("--backend", type=click.Choice(["l2l", "higher"]), default=None, help="Meta-learner backend. [default: l2l]")
 @click.option("--seed", type=int, default=None, help="Fixes the user split, query sampling and init. [default: 0]")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Run folder. [default: runs/<model>-<dataset>-seed<seed>]")
@@ -65,17 +74,19 @@ def _config_from_options(config_path, dataset, data_dir, fmt, model_name, **trai
 @click.option("--first-order/--second-order", default=None, help="Meta-gradient order. [default: second]")
 @click.option("--device", default=None, help="cpu | cuda | cuda:N. [default: cpu]")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache. [default: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l]")
+@click.option("--warm-eval", type=click.Choice(["heldout", "seen"]), default=None,
+              help="Warm test: held-out ratings of training users, or the training tasks' own query sets (MeLU's). [default: heldout]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_dir, epochs, meta_batch_size,
-          local_steps, local_lr, outer_lr, first_order, device, cache_dir, resume, quiet):
-    """Meta-train a model, early-stop on validation users, evaluate all four scenarios."""
+          local_steps, local_lr, outer_lr, first_order, device, cache_dir, warm_eval, resume, quiet):
+    """Train a model (meta-learning or a baseline), early-stop on validation users, evaluate all four scenarios."""
     from pathlib import Path
 
     import yaml
 
     from . import api
-    cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, backend=backend, seed=seed,
+    cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval, backend=backend, seed=seed,
                                epochs=epochs, meta_batch_size=meta_batch_size, local_steps=local_steps,
                                local_lr=local_lr, outer_lr=outer_lr, first_order=first_order, device=device)
     name = cfg.model.name
@@ -121,6 +132,38 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
     if json_path:
         Path(json_path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         click.echo(f"saved {json_path}")
+
+
+@app.command()
+@click.option("--dataset", default=None, help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]")
+@click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files in a supported format (skips fetching).")
+@click.option("--format", "fmt", default=None, help="Force a reader (see `mamo-l2l data info --help`).")
+@click.option("--models", default="mamo,melu,maml", show_default=True,
+              help="Comma-separated models (docs/models.md).")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per model.")
+@click.option("--epochs", type=int, default=None, help="Upper bound on epochs. [default: config's, 30]")
+@click.option("--config", "config_path", default=None, help="YAML config or packaged name, shared by every run.")
+@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: l2l]")
+@click.option("--device", default=None, help="cpu | cuda | cuda:N. [default: cpu]")
+@click.option("--warm-eval", type=click.Choice(["heldout", "seen"]), default=None, help="Warm test (see train --help). [default: heldout]")
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder. [default: results/<dataset>]")
+@click.option("--cache-dir", type=click.Path(), default=None, help="Data cache. [default: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l]")
+@click.option("--quiet", is_flag=True, help="No progress bars or epoch lines (the per-run lines stay).")
+def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend, device, warm_eval, out_dir,
+            cache_dir, quiet):
+    """Train (or reuse) every model x seed and write results.md/.csv/.json (+ mae.png) with mean and std."""
+    import shlex
+
+    from . import compare as comparison
+    cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
+                               epochs=epochs, device=device)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    out = out_dir or f"results/{cfg.data.dataset}"
+    command = "mamo-l2l " + shlex.join(click.get_current_context().meta.get("mamo_l2l.argv", sys.argv[1:]))
+    click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}")
+    comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
+                       log=lambda line: click.echo(line))
+    click.echo(f"see {out}/results.md")
 
 
 def _print_counts(counts) -> None:

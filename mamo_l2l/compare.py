@@ -327,7 +327,7 @@ def plot_mae(results: Dict[str, Any], path: Path) -> bool:
         return False
     models, scenarios = results["models"], results["scenarios"]
     width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(max(7.0, 2.0 + 1.2 * len(scenarios) + 0.3 * len(models) * len(scenarios)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7.0, 2.0 + 1.5 * len(scenarios) + 0.15 * len(models) * len(scenarios)), 4.5))
     x = np.arange(len(scenarios))
     for k, m in enumerate(models):
         means = [results["results"][m][s]["mae"]["mean"] for s in scenarios]

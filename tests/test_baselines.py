@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mamo_l2l import api
 from mamo_l2l.algorithms import build_model
-from mamo_l2l.backends import get_backend
+from mamo_l2l.backends import BACKENDS, get_backend
 from mamo_l2l.backends.base import InnerLoop, masked_mse
 from mamo_l2l.cli import app
 from mamo_l2l.config import Config, ModelConfig, load_config
@@ -63,7 +63,7 @@ def test_melu_network_shape():
     assert torch.allclose(head(p_u, p_i), expected)
 
 
-@pytest.mark.parametrize("backend", ["l2l", "higher", "func"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_melu_adapts_only_the_decision_layers(backend):
     data = synthetic.encoded()
     batch = pad_tasks(synthetic.tasks(data, n=1), data).task(0)
@@ -90,7 +90,7 @@ def test_melu_backends_agree_on_meta_gradients():
     data = synthetic.encoded()
     batch = pad_tasks(synthetic.tasks(data), data)
     outs = []
-    for backend in ("l2l", "higher", "func"):
+    for backend in BACKENDS:
         torch.manual_seed(0)
         model, algo = build_model("melu", ModelConfig(hidden=16, field_dim=8), data, 3.0)
         out = get_backend(backend).run_batch(model, algo, batch, InnerLoop(2, 0.05, False), training=True)

@@ -63,7 +63,7 @@ def _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_e
 @click.option("--model", "model_name", default=None,
               help="Model to train (docs/models.md): mamo, maml, melu, mamo-no-feature-memory, mamo-no-task-memory, "
                    "supervised, supervised-finetune, item-mean, global-mean. [default: mamo]")
-@click.option("--backend", type=click.Choice(["l2l", "higher"]), default=None, help="Meta-learner backend. [default: l2l]")
+@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: l2l]")
 @click.option("--seed", type=int, default=None, help="Fixes the user split, query sampling and init. [default: 0]")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Run folder. [default: runs/<model>-<dataset>-seed<seed>]")
 @click.option("--epochs", type=int, default=None)
@@ -116,7 +116,7 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
               help="Scenario(s) to score (repeatable). [default: all four]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Where the data lies now (checked by fingerprint).")
 @click.option("--cache-dir", type=click.Path(), default=None)
-@click.option("--backend", type=click.Choice(["l2l", "higher"]), default=None)
+@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None)
 @click.option("--device", default=None)
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the metrics here.")
 def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_path):

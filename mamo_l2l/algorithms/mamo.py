@@ -64,6 +64,17 @@ class MAMO(Algorithm):
                           for g, p in zip(grads, user_params)])
         return MemoryWrite(context.detach(), p_u.detach(), flat.detach(), adapted[PREF].detach())
 
+    def functional_write(self, p_u, context, adapted, query_loss) -> MemoryWrite:
+        # The same g_u as memory_write, by torch.func.grad of the query loss as a function of theta_u
+        # alone (the other adapted parameters held fixed). Under no_grad no outer graph is built for
+        # it (torch.func.grad still differentiates its own input); the write is detached anyway.
+        fixed = {n: t.detach() for n, t in adapted.items()}
+        with torch.no_grad():
+            grads = torch.func.grad(lambda user: query_loss({**fixed, **user}))(
+                {n: fixed[n] for n in self.user_names})
+        flat = torch.cat([grads[n].reshape(-1) for n in self.user_names])
+        return MemoryWrite(context.detach(), p_u.detach(), flat, fixed[PREF])
+
     def apply_writes(self, writes: Sequence[Optional[MemoryWrite]]) -> None:
         # Without task memory M_UI is never read, so it is not written either.
         self.memory.write([w for w in writes if w is not None], preference=self.task_memory)

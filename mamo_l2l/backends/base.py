@@ -43,6 +43,8 @@ class Backend:
     returns adapted parameters, with the graph kept (second order) or cut (first order)."""
 
     name = "base"
+    #: tasks per evaluation call (evaluate.py); batched backends take more at once
+    eval_chunk = 64
 
     def adapt(self, learner: nn.Module, overrides: Dict[str, torch.Tensor],
               support_loss: Callable[[Callable], torch.Tensor], inner: InnerLoop, second_order: bool) -> Adapted:

@@ -7,6 +7,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+import torch.utils._pytree as pytree
 from torch import nn
 
 
@@ -26,6 +27,10 @@ class MemoryWrite:
     profile: torch.Tensor
     grad_user: torch.Tensor
     pref: torch.Tensor
+
+
+# A pytree node, so that a batched backend can return writes from torch.func.vmap.
+pytree.register_dataclass(MemoryWrite)
 
 
 class MAMOMemory(nn.Module):

@@ -68,6 +68,7 @@ class ModelConfig:
     gamma: float = 0.1           # preference memory write rate
     tau: float = 0.01            # scale of the bias term in the personalised start
     temperature: float = 1.0     # attention softmax temperature T
+    memory_update: str = "interpolate"  # interpolate | paper (docs/algorithm.md)
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):
@@ -78,6 +79,7 @@ class ModelConfig:
                 raise MamoError(f"config key model.{key} must be in [0, 1]")
         if self.temperature <= 0:
             raise MamoError("config key model.temperature must be > 0")
+        _choice("model.memory_update", self.memory_update, ("paper", "interpolate"))
 
 
 @dataclass

@@ -20,8 +20,9 @@ E = math.e
 A0, A1 = E / (E + 1), 1 / (E + 1)     # softmax([1, 0]) by hand
 
 
-def _memory(alpha=0.5, beta=0.05, gamma=0.1):
-    mem = MAMOMemory(2, 2, torch.nn.Linear(1, 1), 2, temperature=1.0, alpha=alpha, beta=beta, gamma=gamma)
+def _memory(alpha=0.5, beta=0.05, gamma=0.1, update="paper"):
+    mem = MAMOMemory(2, 2, torch.nn.Linear(1, 1), 2, temperature=1.0, alpha=alpha, beta=beta, gamma=gamma,
+                     update=update)
     mem.profile.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     mem.user_bias.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))       # |theta_u| = 2 (weight + bias)
     mem.preference.copy_(torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 2.0], [2.0, 0.0]]]))
@@ -54,6 +55,30 @@ def test_memory_write_matches_hand_values():
     # M_UI <- 0.2 * a (x) W' + 0.8 * M_UI
     np.testing.assert_allclose(mem.preference[0].numpy(), [[0.15 + 0.8, 0.15], [0.15, 0.15 + 0.8]], atol=1e-6)
     np.testing.assert_allclose(mem.preference[1].numpy(), [[0.05, 0.05 + 1.6], [0.05 + 1.6, 0.05]], atol=1e-6)
+
+
+def test_interpolating_write_matches_hand_values():
+    mem = _memory(alpha=0.5, beta=0.1, gamma=0.2, update="interpolate")
+    w = MemoryWrite(torch.tensor([0.75, 0.25]), torch.tensor([2.0, 0.0]), torch.tensor([4.0, -4.0]),
+                    torch.tensor([[1.0, 1.0], [1.0, 1.0]]))
+    mem.write([w])
+    # M[k] <- M[k] + rate * a_k * (v - M[k])
+    np.testing.assert_allclose(mem.profile.numpy(), [[1 + 0.375 * 1, 0.0], [0.125 * 2, 1 - 0.125]], atol=1e-6)
+    np.testing.assert_allclose(mem.user_bias.numpy(), [[1 + 0.075 * 3, 2 + 0.075 * -6],
+                                                      [3 + 0.025 * 1, 4 + 0.025 * -8]], atol=1e-6)
+    np.testing.assert_allclose(mem.preference[0].numpy(), [[1.0, 0.15], [0.15, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(mem.preference[1].numpy(), [[0.05, 2 - 0.05], [2 - 0.05, 0.05]], atol=1e-6)
+
+
+def test_paper_rule_shrinks_memory_under_uniform_attention_interpolation_does_not():
+    # The reason for the default (docs/algorithm.md): with a_u = (1/2, 1/2) and the written value
+    # equal to what was read, the paper's rule decays every slot; interpolation keeps it.
+    for update, expected in (("paper", 0.9 * 1 + 0.1 * 0.5), ("interpolate", 1.0)):
+        mem = _memory(gamma=0.1, update=update)
+        mem.preference.copy_(torch.ones(2, 2, 2))
+        w = MemoryWrite(torch.tensor([0.5, 0.5]), torch.zeros(2), torch.zeros(2), torch.ones(2, 2))
+        mem.write([w])
+        np.testing.assert_allclose(mem.preference.numpy(), np.full((2, 2, 2), expected), atol=1e-6)
 
 
 def test_writes_apply_in_order():

@@ -33,6 +33,9 @@ class MemoryWrite:
 pytree.register_dataclass(MemoryWrite)
 
 
+UPDATES = ("paper", "interpolate")
+
+
 class MAMOMemory(nn.Module):
     """Feature-specific memory (M_P [K, P_u], M_U [K, |theta_u|]) and task-specific memory (M_UI [K, 2d, 2d]).
 
@@ -42,9 +45,12 @@ class MAMOMemory(nn.Module):
     """
 
     def __init__(self, slots: int, profile_dim: int, user_net_template: nn.Module, pref_dim: int,
-                 temperature: float, alpha: float, beta: float, gamma: float):
+                 temperature: float, alpha: float, beta: float, gamma: float, update: str = "interpolate"):
         super().__init__()
+        if update not in UPDATES:
+            raise ValueError(f"memory update rule must be one of {UPDATES}, got {update!r}")
         self.temperature, self.alpha, self.beta, self.gamma = temperature, alpha, beta, gamma
+        self.update = update
         user_slots = []
         for _ in range(slots):
             fresh = _fresh_copy(user_net_template)
@@ -72,14 +78,26 @@ class MAMOMemory(nn.Module):
     @torch.no_grad()
     def write(self, writes: Sequence[MemoryWrite], preference: bool = True) -> None:
         """Apply the writes one task at a time, in order (MAMO.md sections 4, 5, 7).
-        ``preference=False`` leaves M_UI untouched (the no-task-memory ablation)."""
+        ``preference=False`` leaves M_UI untouched (the no-task-memory ablation).
+
+        ``update="paper"``: M <- rate * (a_u outer v) + (1 - rate) * M, the paper's rule.
+        ``update="interpolate"``: M[k] <- M[k] + rate * a_u[k] * (v - M[k]): each slot moves toward
+        the written value in proportion to its attention. Under a soft attention the paper's rule
+        shrinks every slot toward 0 (its only fixed point with uniform attention is M = 0); the
+        interpolation keeps the slots at the scale of what is written (docs/algorithm.md).
+        """
         for w in writes:
             a = w.attention.reshape(-1, 1)
-            self.profile.copy_(self.alpha * a * w.profile.reshape(1, -1) + (1 - self.alpha) * self.profile)
-            self.user_bias.copy_(self.beta * a * w.grad_user.reshape(1, -1) + (1 - self.beta) * self.user_bias)
+            self._blend(self.profile, a, w.profile.reshape(1, -1), self.alpha)
+            self._blend(self.user_bias, a, w.grad_user.reshape(1, -1), self.beta)
             if preference:
-                self.preference.copy_(self.gamma * a.unsqueeze(-1) * w.pref.unsqueeze(0)
-                                      + (1 - self.gamma) * self.preference)
+                self._blend(self.preference, a.unsqueeze(-1), w.pref.unsqueeze(0), self.gamma)
+
+    def _blend(self, memory: torch.Tensor, a: torch.Tensor, value: torch.Tensor, rate: float) -> None:
+        if self.update == "paper":
+            memory.copy_(rate * a * value + (1 - rate) * memory)
+        else:
+            memory.add_(rate * a * (value - memory))
 
 
 def _fresh_copy(module: nn.Module) -> nn.Module:

@@ -65,7 +65,7 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
         config = config.override("train", device=device, backend=backend)
     bundle = load_data(config, cache_dir=cache_dir, progress=progress)
     run = build_run(bundle, config, ckpt["model_name"])
-    check_compatible(ckpt, run, checkpoint, ignore_train_keys=("device", "backend"))
+    check_compatible(ckpt, run, checkpoint, ignore_train_keys=("device", "backend", "threads"))
     try:
         run.model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -98,6 +98,7 @@ class TrainConfig:
     select_metric: str = "mae"    # validation metric for early stopping (lower is better)
     seed: int = 0
     device: str = "cpu"
+    threads: int = 1              # CPU intra-op threads (torch.set_num_threads); 0 = torch's default
     eval_every: int = 1
 
     def validate(self) -> None:
@@ -106,6 +107,8 @@ class TrainConfig:
         _choice("train.select_metric", self.select_metric, ("mae", "rmse"))
         if self.local_steps < 0:
             raise MamoError("config key train.local_steps must be >= 0")
+        if self.threads < 0:
+            raise MamoError("config key train.threads must be >= 0 (0 = torch's default)")
         if self.meta_batch_size < 1 or self.batch_size < 1 or self.epochs < 0:
             raise MamoError("config keys train.meta_batch_size >= 1, train.batch_size >= 1 and "
                             "train.epochs >= 0 are required")

@@ -77,6 +77,10 @@ def rating_mean(splits: Splits) -> float:
 
 def build_run(bundle: DataBundle, config: Config, model_name: str) -> Run:
     """A freshly initialised model (seeded by config.train.seed) and its backend."""
+    if config.train.threads > 0:
+        # The per-user work is many small ops: extra intra-op threads do not speed it up, and two
+        # processes each spinning two OpenMP threads on two cores slowed training ~100x (measured).
+        torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.train.seed)
     model, algorithm = build_model(model_name, config.model, bundle.data, rating_mean(bundle.splits))
     model.to(config.train.device)
@@ -272,7 +276,7 @@ def _restore(run: Run, optimizer, state: Dict[str, Any]) -> Dict[str, Any]:
         print(f"[resume] no {path}: starting from scratch", flush=True)
         return state
     ckpt = load_checkpoint(path)
-    check_compatible(ckpt, run, path, ignore_train_keys=("epochs", "patience", "device"))
+    check_compatible(ckpt, run, path, ignore_train_keys=("epochs", "patience", "device", "threads"))
     run.model.load_state_dict(ckpt["state_dict"])
     optimizer.load_state_dict(ckpt["optimizer"])
     restored = dict(ckpt["state"])

@@ -235,7 +235,8 @@ def test_hand_worked_meta_gradient_batched():
     model = nn.Module()
     model.user_embedder, model.item_embedder, model.head = _Identity(), _Identity(), _ScalarHead()
     from mamo_l2l.data.batching import PaddedBatch
-    batch = PaddedBatch(user_x=torch.zeros(2, 1), support_x=torch.tensor([[[1.0], [2.0], [0.0]], [[2.0], [1.0], [7.0]]]),
+    batch = PaddedBatch(user_x=torch.zeros(2, 1),
+                        support_x=torch.tensor([[[1.0], [2.0], [0.0]], [[2.0], [1.0], [7.0]]]),
                         support_y=torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 5.0]]),
                         support_mask=torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]),
                         query_x=torch.tensor([[[3.0]], [[3.0]]]), query_y=torch.tensor([[1.0], [1.0]]),

@@ -47,8 +47,9 @@ class FuncBackend(Backend):
     """torch.func backend: one vmapped call per meta-batch (training) or evaluation chunk."""
 
     name = "func"
-    #: tasks per evaluation call (evaluate.py): a chunk is one vmapped call, so bigger is faster
-    #: until padding to the chunk's longest task dominates; 256 measured best on a 2-core CPU.
+    #: tasks per evaluation call (scoring.py): a chunk is one vmapped call, so bigger is faster until
+    #: padding to the chunk's longest task and memory traffic dominate; on a 2-core CPU 128-256 were
+    #: best, 512+ slower (docs/backends.md).
     eval_chunk = 256
 
     def adapt(self, learner: nn.Module, overrides: Dict[str, torch.Tensor],

@@ -63,7 +63,7 @@ def _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_e
 @click.option("--model", "model_name", default=None,
               help="Model to train (docs/models.md): mamo, maml, melu, mamo-no-feature-memory, mamo-no-task-memory, "
                    "supervised, supervised-finetune, item-mean, global-mean. [default: mamo]")
-@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: l2l]")
+@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: func]")
 @click.option("--seed", type=int, default=None, help="Fixes the user split, query sampling and init. [default: 0]")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Run folder. [default: runs/<model>-<dataset>-seed<seed>]")
 @click.option("--epochs", type=int, default=None)
@@ -90,6 +90,9 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
                                epochs=epochs, meta_batch_size=meta_batch_size, local_steps=local_steps,
                                local_lr=local_lr, outer_lr=outer_lr, first_order=first_order, device=device)
     name = cfg.model.name
+    from .algorithms import MODELS
+    if name not in MODELS:  # fail before any data is read
+        raise MamoError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
     out = Path(out_dir or f"runs/{name}-{cfg.data.dataset}-seed{cfg.train.seed}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
@@ -143,7 +146,7 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per model.")
 @click.option("--epochs", type=int, default=None, help="Upper bound on epochs. [default: config's, 30]")
 @click.option("--config", "config_path", default=None, help="YAML config or packaged name, shared by every run.")
-@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: l2l]")
+@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: func]")
 @click.option("--device", default=None, help="cpu | cuda | cuda:N. [default: cpu]")
 @click.option("--warm-eval", type=click.Choice(["heldout", "seen"]), default=None, help="Warm test (see train --help). [default: heldout]")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder. [default: results/<dataset>]")

@@ -85,7 +85,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     """Inner and outer loop (MAMO.md sections 6-7, 9)."""
-    backend: str = "l2l"          # l2l | higher
+    backend: str = "func"         # func | l2l | higher (docs/backends.md)
     local_steps: int = 1
     local_lr: float = 0.01        # rho
     outer_lr: float = 1e-3        # lambda
@@ -98,7 +98,7 @@ class TrainConfig:
     select_metric: str = "mae"    # validation metric for early stopping (lower is better)
     seed: int = 0
     device: str = "cpu"
-    threads: int = 1              # CPU intra-op threads (torch.set_num_threads); 0 = torch's default
+    threads: int = 0              # CPU intra-op threads; 0 = auto (1 for l2l/higher, all for func)
     eval_every: int = 1
 
     def validate(self) -> None:

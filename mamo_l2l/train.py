@@ -75,12 +75,22 @@ def rating_mean(splits: Splits) -> float:
     return float(training_ratings(splits.train)[1].mean())
 
 
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def threads_for(config: Config) -> int:
+    """CPU intra-op threads for a run: ``train.threads``, or with 0 (auto) one thread for the
+    per-task backends (many small ops: more threads do not help them, and two processes each
+    spinning two OpenMP threads on two cores slowed training ~100x, measured) and torch's default
+    for the batched func backend (large batched ops, which do use the cores)."""
+    if config.train.threads > 0:
+        return config.train.threads
+    return _TORCH_DEFAULT_THREADS if config.train.backend == "func" else 1
+
+
 def build_run(bundle: DataBundle, config: Config, model_name: str) -> Run:
     """A freshly initialised model (seeded by config.train.seed) and its backend."""
-    if config.train.threads > 0:
-        # The per-user work is many small ops: extra intra-op threads do not speed it up, and two
-        # processes each spinning two OpenMP threads on two cores slowed training ~100x (measured).
-        torch.set_num_threads(config.train.threads)
+    torch.set_num_threads(threads_for(config))
     torch.manual_seed(config.train.seed)
     model, algorithm = build_model(model_name, config.model, bundle.data, rating_mean(bundle.splits))
     model.to(config.train.device)

@@ -35,7 +35,7 @@ def test_train_writes_metrics_table_and_checkpoints(trained):
     for name in ("best.pt", "last.pt", "metrics.json", "results.txt", "config.yaml"):
         assert (out / name).is_file(), name
     m = json.loads((out / "metrics.json").read_text())
-    assert (m["model"], m["dataset"], m["backend"], m["seed"]) == ("mamo", "fixture", "l2l", 3)
+    assert (m["model"], m["dataset"], m["backend"], m["seed"]) == ("mamo", "fixture", "func", 3)
     assert set(m["scenarios"]) == set(SCEN)
     for scen in SCEN:
         assert set(m["scenarios"][scen]) >= METRIC_KEYS

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from mamo_l2l.data.types import EncodedDataset, FieldLayout, Task
 
@@ -51,3 +52,29 @@ def bundle(config=None, n_train: int = 10, n_valid: int = 4):
     test = {s: tasks(data, n=4, seed=20 + k) for k, s in enumerate(SCENARIOS)}
     splits = Splits(train, valid, test, None, {"dataset": "synthetic"})
     return DataBundle(data, splits, _NoEncoders(), config or Config())
+
+
+def small_config(**train):
+    """A Config with a small network and short training; keyword args set train.* keys."""
+    from mamo_l2l.config import Config
+    cfg = Config()
+    cfg.train.epochs = 3
+    cfg.train.meta_batch_size = 4
+    cfg.train.batch_size = 32
+    cfg.model.hidden = 16
+    cfg.model.embed_dim = 8
+    cfg.model.field_dim = 8
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg.validate()
+
+
+class Scalar(torch.nn.Module):
+    """f(p_u, x) = w * x: one parameter, so the meta-gradient can be done on paper."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(float(w)))
+
+    def forward(self, p_u, x):
+        return self.w * x

@@ -51,15 +51,7 @@ def test_second_order_differs_from_first_order():
     assert max((x - y).abs().max().item() for x, y in zip(g1, g2)) > 1e-4
 
 
-class Scalar(nn.Module):
-    """f(p_u, x) = w * x: one parameter, so the meta-gradient can be done on paper."""
-
-    def __init__(self, w):
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor(float(w)))
-
-    def forward(self, p_u, x):
-        return self.w * x
+Scalar = synthetic.Scalar
 
 
 def _meta_grad(backend, steps, second_order, via_override=False):

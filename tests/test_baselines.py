@@ -26,16 +26,7 @@ BASELINES = ["melu", "supervised", "supervised-finetune", "global-mean", "item-m
 
 
 def _config(**train):
-    cfg = Config()
-    cfg.train.epochs = 2
-    cfg.train.meta_batch_size = 4
-    cfg.train.batch_size = 32
-    cfg.model.hidden = 16
-    cfg.model.embed_dim = 8
-    cfg.model.field_dim = 8
-    for k, v in train.items():
-        setattr(cfg.train, k, v)
-    return cfg.validate()
+    return synthetic.small_config(**{"epochs": 2, **train})
 
 
 @pytest.mark.parametrize("model_name", BASELINES)

@@ -174,15 +174,7 @@ def test_training_run_equals_l2l(model_name):
             assert mb[scen][key] == pytest.approx(value, abs=1e-5), (scen, key)
 
 
-class Scalar(nn.Module):
-    """f(p_u, x) = w * x: one parameter, so the meta-gradient can be done on paper."""
-
-    def __init__(self, w):
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor(float(w)))
-
-    def forward(self, p_u, x):
-        return self.w * x
+Scalar = synthetic.Scalar
 
 
 def _scalar_meta_grad(steps, second_order, via_override=False):

@@ -17,15 +17,7 @@ import synthetic
 
 
 def _config(**train):
-    cfg = Config()
-    cfg.train.epochs = 3
-    cfg.train.meta_batch_size = 4
-    cfg.model.hidden = 16
-    cfg.model.embed_dim = 8
-    cfg.model.field_dim = 8
-    for k, v in train.items():
-        setattr(cfg.train, k, v)
-    return cfg.validate()
+    return synthetic.small_config(**train)
 
 
 def _states_equal(a, b):

@@ -6,21 +6,15 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from .data.batching import task_ratings
 from .data.types import Task
-
-
-def training_ratings(tasks: Sequence[Task]):
-    """(item indices, ratings) of every rating in the training tasks (support and query)."""
-    items = np.concatenate([np.concatenate([t.support_items, t.query_items]) for t in tasks])
-    ratings = np.concatenate([np.concatenate([t.support_ratings, t.query_ratings]) for t in tasks])
-    return items.astype(np.int64), ratings.astype(np.float64)
 
 
 class MeanReference:
     """Predicts the global mean (``per_item=False``) or each item's training mean."""
 
     def __init__(self, train_tasks: Sequence[Task], n_items: int, per_item: bool):
-        items, ratings = training_ratings(train_tasks)
+        items, ratings = task_ratings(train_tasks)
         self.global_mean = float(ratings.mean())
         self.item_mean = np.full(n_items, self.global_mean)
         if per_item:

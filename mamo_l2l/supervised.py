@@ -14,7 +14,7 @@ from typing import List
 import numpy as np
 import torch
 
-from .references import training_ratings
+from .data.batching import task_ratings
 
 
 def predict_pairs(model, user_x: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
@@ -35,7 +35,7 @@ class SupervisedEpochs:
     def __init__(self, run, optimizer: torch.optim.Optimizer):
         self.run, self.optimizer = run, optimizer
         tasks = run.bundle.splits.train
-        self.items, ratings = training_ratings(tasks)
+        self.items, ratings = task_ratings(tasks)
         self.ratings = ratings.astype(np.float32)
         self.users = np.concatenate([np.full(len(t.support_items) + len(t.query_items), t.user, dtype=np.int64)
                                      for t in tasks])

@@ -19,11 +19,10 @@ from .backends import get_backend
 from .backends.base import Backend, InnerLoop
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
-from .data.batching import MetaBatchSampler, pad_tasks
+from .data.batching import MetaBatchSampler, pad_tasks, task_ratings
 from .data.types import EncodedDataset, Splits
 from .errors import MamoError
 from .scoring import score_tasks
-from .references import training_ratings
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -72,7 +71,7 @@ def load_data(config: Config, cache_dir=None, progress: bool = True) -> DataBund
 
 
 def rating_mean(splits: Splits) -> float:
-    return float(training_ratings(splits.train)[1].mean())
+    return float(task_ratings(splits.train)[1].mean())
 
 
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()

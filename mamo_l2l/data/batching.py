@@ -94,6 +94,16 @@ class MetaBatchSampler:
             yield [self.tasks[i] for i in idx]
 
 
+def task_ratings(tasks: Sequence[Task]):
+    """(item indices int64, ratings float64) of every rating in the tasks, support then query,
+    task by task."""
+    if not tasks:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    items = np.concatenate([np.concatenate([t.support_items, t.query_items]) for t in tasks])
+    ratings = np.concatenate([np.concatenate([t.support_ratings, t.query_ratings]) for t in tasks])
+    return items.astype(np.int64), ratings.astype(np.float64)
+
+
 def chunks(tasks: Sequence[Task], size: int) -> Iterator[List[Task]]:
     """Tasks in their given order, ``size`` at a time (evaluation)."""
     for start in range(0, len(tasks), size):

@@ -17,6 +17,7 @@ from typing import Tuple
 
 import numpy as np
 
+from .batching import task_ratings
 from .types import FIRST_VALUE, UNKNOWN, EncodedDataset, FieldLayout, Splits
 
 FIELD = "item_id"
@@ -24,8 +25,7 @@ FIELD = "item_id"
 
 def training_items(splits: Splits) -> np.ndarray:
     """Sorted indices of the items rated in the training tasks (support or query)."""
-    parts = [np.concatenate([t.support_items, t.query_items]) for t in splits.train]
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    return np.unique(task_ratings(splits.train)[0])
 
 
 def add_item_identity(data: EncodedDataset, splits: Splits) -> EncodedDataset:

@@ -17,8 +17,6 @@ from .data.types import SCENARIOS, EncodedDataset, Splits, Task
 from .metrics import scenario_metrics
 from .references import reference_predictions
 
-EVAL_CHUNK = 64   # tasks per run_batch call, unless the backend says otherwise (Backend.eval_chunk)
-
 
 def predict_tasks(model, algorithm: Algorithm, backend: Backend, tasks: Sequence[Task], data: EncodedDataset,
                   inner: InnerLoop, device: str = "cpu") -> List[np.ndarray]:
@@ -31,7 +29,7 @@ def predict_tasks(model, algorithm: Algorithm, backend: Backend, tasks: Sequence
     was_training = model.training
     model.eval()
     try:
-        for group in chunks(tasks, getattr(backend, "eval_chunk", EVAL_CHUNK)):
+        for group in chunks(tasks, backend.eval_chunk):
             batch = pad_tasks(group, data).to(device)
             res = backend.run_batch(model, algorithm, batch, inner, training=False)
             pred = res.query_pred.clamp(lo, hi).cpu().numpy()

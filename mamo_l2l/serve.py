@@ -8,8 +8,8 @@ Read-only: the app holds one ``ItemRecommender``; a request only reads the model
 path, ``training=False``, no memory writes) and model calls are serialised by its lock, so
 concurrent requests answer exactly as sequential ones would (tests/test_serve.py).
 """
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the request models defined inside
+# create_app from the endpoint annotations, which must be real classes, not strings.
 from typing import Any, Dict, List, Optional, Union
 
 from .errors import MamoError

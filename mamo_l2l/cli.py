@@ -154,22 +154,46 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 @click.option("--warm-eval", type=click.Choice(["heldout", "seen"]), default=None, help="Warm test (see train --help). [default: heldout]")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder. [default: results/<dataset>]")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache. [default: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l]")
+@click.option("--local-steps", type=int, default=None, help="Local steps for every model (training and evaluation).")
+@click.option("--paired-with", default=None,
+              help="Model compared seed by seed with each other model in results.md. [default: the first of --models]")
 @click.option("--quiet", is_flag=True, help="No progress bars or epoch lines (the per-run lines stay).")
 def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend, device, warm_eval, out_dir,
-            cache_dir, quiet):
+            cache_dir, local_steps, paired_with, quiet):
     """Train (or reuse) every model x seed and write results.md/.csv/.json (+ mae.png) with mean and std."""
     import shlex
 
     from . import compare as comparison
     cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
-                               epochs=epochs, device=device)
+                               epochs=epochs, device=device, local_steps=local_steps)
     names = [m.strip() for m in models.split(",") if m.strip()]
     out = out_dir or f"results/{cfg.data.dataset}"
     command = "mamo-l2l " + shlex.join(click.get_current_context().meta.get("mamo_l2l.argv", sys.argv[1:]))
     click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}")
     comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
-                       log=lambda line: click.echo(line))
+                       log=lambda line: click.echo(line), paired_with=paired_with)
     click.echo(f"see {out}/results.md")
+
+
+@app.command()
+@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt (mamo or an ablation).")
+@click.option("--data-dir", type=click.Path(), default=None, help="Where the data lies now (checked by fingerprint).")
+@click.option("--cache-dir", type=click.Path(), default=None)
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report here (JSON).")
+def inspect(checkpoint, data_dir, cache_dir, json_path):
+    """Show whether a trained model's memories personalise: slot norms and distances, attention
+    entropy, top-slot counts and the spread of the personalised start over training and test users."""
+    import json
+    from pathlib import Path
+
+    from . import api
+    from .diagnostics import format_report, inspect_run
+    run = api.load_run(checkpoint, data_dir=data_dir, cache_dir=cache_dir)
+    report = inspect_run(run)
+    click.echo(format_report(report))
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"saved {json_path}")
 
 
 def _print_counts(counts) -> None:

@@ -113,12 +113,16 @@ def _duration(seconds: float) -> str:
 
 def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
             command: Optional[str] = None, progress: bool = True,
-            log: Callable[[str], None] = print) -> Dict[str, Any]:
+            log: Callable[[str], None] = print, paired_with: Optional[str] = None) -> Dict[str, Any]:
     """Train or reuse ``models`` x seeds 0..seeds-1 under ``config`` (its model name and seed are
-    set per run), write the result files into ``out_dir`` and return the results.json content."""
+    set per run), write the result files into ``out_dir`` and return the results.json content.
+    ``paired_with`` (default: the first model) is compared seed by seed with each other model
+    (``paired_comparison``)."""
     from . import api
     from .algorithms import MODELS
     models = list(dict.fromkeys(models))
+    if paired_with is not None and paired_with not in models:
+        raise MamoError(f"--paired-with {paired_with!r} is not one of --models ({', '.join(models)})")
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise MamoError(f"unknown model(s) {', '.join(unknown)}; known models: {', '.join(sorted(MODELS))}")
@@ -154,6 +158,8 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
             reused_runs[model][seed] = reused
             done += 1
     results = aggregate(per_run, models, list(range(seeds)))
+    if len(models) > 1:
+        results["paired"] = paired_comparison(results, paired_with or models[0])
     results.update(dataset=config.data.dataset, command=command, warm_eval=config.data.warm_eval,
                    backend=config.train.backend, config=config.to_dict(),
                    runs={m: {str(s): {"dir": str(run_dir(out_dir, m, s)), "reused": reused_runs[m][s]}
@@ -218,6 +224,78 @@ def aggregate(per_run: Dict[str, Dict[int, Dict[str, Any]]], models: Sequence[st
             "results": table, "counts": counts, "timing": timing}
 
 
+# ------------------------------------------------------------------ paired comparison
+# Two-sided 95% critical values of Student's t for 1..30 degrees of freedom (then the normal 1.96).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+PAIRED_METRICS = ("mae", "ndcg@3")
+
+
+def t_critical(df: int) -> float:
+    return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
+
+
+def paired_comparison(results: Dict[str, Any], reference: str,
+                      metrics: Sequence[str] = PAIRED_METRICS) -> Dict[str, Any]:
+    """``reference`` against each other model, seed by seed (the same seed = the same users, split
+    and initialisation seed, so the seeds pair up): per scenario and metric, the mean over seeds
+    of the difference (reference - other), its standard error (sample std / sqrt(n)), the 95%
+    t interval and a verdict: ``better`` / ``worse`` (for the reference, the interval excludes 0)
+    or ``within noise``."""
+    table, seeds = results["results"], results["seeds"]
+    if reference not in table:
+        raise MamoError(f"--paired-with {reference!r} is not one of the compared models ({', '.join(table)})")
+    out: Dict[str, Any] = {"reference": reference, "seeds": list(seeds), "confidence": 0.95, "models": {}}
+    for other in results["models"]:
+        if other == reference:
+            continue
+        per_scen: Dict[str, Any] = {}
+        for scen in results["scenarios"]:
+            per_metric = {}
+            for metric in metrics:
+                a = np.asarray(table[reference][scen][metric]["values"], dtype=np.float64)
+                b = np.asarray(table[other][scen][metric]["values"], dtype=np.float64)
+                d = a - b
+                d = d[~np.isnan(d)]
+                n = int(d.size)
+                mean = float(d.mean()) if n else float("nan")
+                se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+                half = t_critical(n - 1) * se if n > 1 else float("nan")
+                if n < 2 or math.isnan(half) or abs(mean) <= half:
+                    verdict = "within noise"
+                else:
+                    good = mean < 0 if LOWER_IS_BETTER[metric] else mean > 0
+                    verdict = "better" if good else "worse"
+                per_metric[metric] = {"mean_diff": mean, "se": se, "ci95": [mean - half, mean + half],
+                                      "n": n, "verdict": verdict}
+            per_scen[scen] = per_metric
+        out["models"][other] = per_scen
+    return out
+
+
+def format_paired(paired: Dict[str, Any]) -> List[str]:
+    ref = paired["reference"]
+    lines = ["", f"## Paired comparison: {ref} against each model", "",
+             f"Per seed, the difference {ref} minus the other model (same seed: same split, users and "
+             f"initialisation seed); mean ± standard error over {len(paired['seeds'])} seeds, and the verdict "
+             f"for {ref} from the 95% t interval of the mean difference (*better* / *worse* when it excludes 0, "
+             "else *within noise*). Lower MAE is better, higher nDCG is better.", ""]
+    scen_names = sorted({s for per in paired["models"].values() for s in per}, key=list(SCENARIOS).index)
+    for metric in PAIRED_METRICS:
+        lines += [f"{LABELS[metric]} difference ({ref} - model):", "",
+                  "| model | " + " | ".join(scen_names) + " |", "| --- |" + " --- |" * len(scen_names)]
+        for other, per in paired["models"].items():
+            cells = []
+            for scen in scen_names:
+                c = per[scen][metric]
+                cells.append("n/a" if math.isnan(c["mean_diff"]) else
+                             f"{c['mean_diff']:+.4f} ± {c['se']:.4f} {c['verdict']}")
+            lines.append(f"| {other} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 # ------------------------------------------------------------------ writing
 def _fmt(stat: Dict[str, Any], bold: bool = True) -> str:
     if math.isnan(stat["mean"]):
@@ -277,6 +355,8 @@ def format_markdown(results: Dict[str, Any]) -> str:
         lines.append(f"| {m} | {', '.join(str(e) for e in tm['best_epoch'])} | "
                      f"{', '.join(str(e) for e in tm['epochs_run'])} | {_mean_or_dash(tm['train_seconds'])} | "
                      f"{_mean_or_dash(tm['eval_seconds'])} |")
+    if results.get("paired"):
+        lines += format_paired(results["paired"])
     if results.get("wall_seconds") is not None:
         reused = sum(r["reused"] for runs in results.get("runs", {}).values() for r in runs.values())
         lines += ["", f"Wall time of this comparison: {_duration(results['wall_seconds'])} "

@@ -68,7 +68,9 @@ class ModelConfig:
     gamma: float = 0.1           # preference memory write rate
     tau: float = 0.01            # scale of the bias term in the personalised start
     temperature: float = 1.0     # attention softmax temperature T
-    memory_update: str = "interpolate"  # interpolate | paper (docs/algorithm.md)
+    memory_update: str = "competitive"  # competitive | interpolate | paper (docs/algorithm.md)
+    memory_init: str = "kmeans"   # kmeans | random: how the memory keys M_P start (docs/algorithm.md)
+    preference_memory: str = "learned"  # learned | written: how M_UI changes (docs/algorithm.md)
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):
@@ -79,7 +81,9 @@ class ModelConfig:
                 raise MamoError(f"config key model.{key} must be in [0, 1]")
         if self.temperature <= 0:
             raise MamoError("config key model.temperature must be > 0")
-        _choice("model.memory_update", self.memory_update, ("paper", "interpolate"))
+        _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
+        _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
+        _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
 
 
 @dataclass

@@ -87,6 +87,12 @@ def load_data(config: Config, cache_dir=None, progress: bool = True) -> DataBund
     return DataBundle(data, splits, encoders, config)
 
 
+def training_user_rows(bundle: DataBundle) -> torch.Tensor:
+    """Feature rows [n, S_u] of the distinct users of the training tasks (in user index order)."""
+    users = np.unique(np.asarray([t.user for t in bundle.splits.train], dtype=np.int64))
+    return torch.from_numpy(np.ascontiguousarray(bundle.data.user_x[users]))
+
+
 def rating_mean(splits: Splits) -> float:
     return float(task_ratings(splits.train)[1].mean())
 
@@ -191,6 +197,8 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
     if trainer_of(run.algorithm) == "none":
         return _fit_without_training(run)
     model, algorithm, backend = run.model, run.algorithm, run.backend
+    train_users = training_user_rows(bundle)
+    algorithm.begin_training(train_users, t.seed)   # e.g. MAMO's memory keys (a resume overwrites them)
     optimizer = _optimizer(model, config)
     epochs = _epochs(run, optimizer)
     state = {"epoch": 0, "best_score": float("inf"), "best_epoch": 0, "bad_epochs": 0, "stopped": False,
@@ -210,10 +218,11 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - started
+        epoch_notes = algorithm.end_epoch(train_users)   # e.g. MAMO's slot re-seeding and diagnostics
         state["train_seconds"] += seconds
         state["train_tasks"] += len(train_tasks)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                  "seconds": seconds, "tasks_per_s": len(train_tasks) / max(seconds, 1e-9)}
+                  "seconds": seconds, "tasks_per_s": len(train_tasks) / max(seconds, 1e-9), **epoch_notes}
         if valid_tasks and epoch % t.eval_every == 0:
             v = score_tasks(model, algorithm, backend, valid_tasks, bundle.data, run.inner, t.device)
             record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})

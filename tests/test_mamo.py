@@ -122,8 +122,9 @@ def test_attention_path_carries_gradient():
     g = torch.autograd.grad(sum(v.sum() for v in overrides.values()), p_u)[0]
     assert g.abs().max() > 1e-6
     # with identical memory slots the attention cannot matter: the gradient must vanish
-    model.memory.user_bias.copy_(model.memory.user_bias[:1].expand_as(model.memory.user_bias))
-    model.memory.preference.copy_(model.memory.preference[:1].expand_as(model.memory.preference))
+    with torch.no_grad():   # M_UI is a parameter when learned (model.preference_memory)
+        model.memory.user_bias.copy_(model.memory.user_bias[:1].expand_as(model.memory.user_bias))
+        model.memory.preference.copy_(model.memory.preference[:1].expand_as(model.memory.preference))
     p_u = model.user_embedder(torch.from_numpy(data.user_x[0]))
     overrides, _ = algo.start(p_u)
     g = torch.autograd.grad(sum(v.sum() for v in overrides.values()), p_u, allow_unused=True)[0]

@@ -11,7 +11,7 @@ from mamo_l2l.checkpoint import load_checkpoint, save_checkpoint
 from mamo_l2l.config import Config
 from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
 from mamo_l2l.errors import MamoError
-from mamo_l2l.train import build_run, fit
+from mamo_l2l.train import build_run, fit, training_user_rows
 
 import synthetic
 
@@ -44,9 +44,11 @@ def test_meta_batch_of_one_is_the_sequential_procedure():
     bundle = synthetic.bundle(cfg, n_valid=0)
     trained = fit(bundle, cfg, progress=False)
 
-    # The paper's loop written out: per user read memory, adapt, outer step, then write memory.
+    # The paper's loop written out: per user read memory, adapt, outer step, then write memory;
+    # before it the keys from k-means of the training users, after it the epoch-end re-seeding.
     run = build_run(bundle, cfg, "mamo")
     model, algo = run.model, run.algorithm
+    algo.begin_training(training_user_rows(bundle), cfg.train.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.outer_lr)
     inner = InnerLoop(cfg.train.local_steps, cfg.train.local_lr, False)
     for (task,) in MetaBatchSampler(bundle.splits.train, 1, cfg.train.seed).epoch(1):
@@ -63,6 +65,7 @@ def test_meta_batch_of_one_is_the_sequential_procedure():
         loss.backward()
         opt.step()
         model.memory.write([write])
+    algo.end_epoch(training_user_rows(bundle))
     for (k, a), (_, b) in zip(trained.model.state_dict().items(), model.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-6), k
     assert not torch.equal(model.memory.profile, build_run(bundle, cfg, "mamo").model.memory.profile)

@@ -54,7 +54,8 @@ def _recommender(cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> 
 def _mamo(cfg: ModelConfig, data: EncodedDataset, rating_mean: float, feature_memory=True, task_memory=True):
     base = _recommender(cfg, data, rating_mean)
     memory = MAMOMemory(cfg.memory_slots, base.user_embedder.out_dim, base.head.user_net, 2 * cfg.embed_dim,
-                        cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.memory_update)
+                        cfg.temperature, cfg.alpha, cfg.beta, cfg.gamma, cfg.memory_update, cfg.memory_init,
+                        learned_preference=cfg.preference_memory == "learned")
     model = MAMORecommender(base, memory)
     return model, MAMO(model, cfg.tau, feature_memory=feature_memory, task_memory=task_memory)
 

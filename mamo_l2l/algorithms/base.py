@@ -64,3 +64,13 @@ class Algorithm:
     def apply_writes(self, writes: Sequence[Optional[Any]]) -> None:
         """Apply a meta-batch's writes, in batch order, after the outer step."""
         return None
+
+    def begin_training(self, user_x: torch.Tensor, seed: int) -> None:
+        """Called once by ``fit`` before the first epoch of a fresh run, with the feature rows of
+        the training users (e.g. MAMO initialises its memory keys from them). Seeded."""
+        return None
+
+    def end_epoch(self, user_x: torch.Tensor) -> Dict[str, Any]:
+        """Called by ``fit`` after each training epoch (before validation) with the training
+        users' feature rows; returns what to record in the run history (e.g. memory diagnostics)."""
+        return {}

@@ -54,7 +54,7 @@ class MAMO(Algorithm):
     def start(self, p_u: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Any]:
         read = self.memory.read(p_u)
         params = dict(self.model.head.named_parameters())
-        return self._overrides(read, params), read.attention
+        return self._overrides(read, params), read
 
     def memory_write(self, p_u, context, adapted, query_loss) -> MemoryWrite:
         user_params = [adapted[n] for n in self.user_names]
@@ -62,7 +62,8 @@ class MAMO(Algorithm):
         grads = torch.autograd.grad(query_loss, user_params, retain_graph=True, allow_unused=True)
         flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
                           for g, p in zip(grads, user_params)])
-        return MemoryWrite(context.detach(), p_u.detach(), flat.detach(), adapted[PREF].detach())
+        return MemoryWrite(context.attention.detach(), p_u.detach(), flat.detach(), adapted[PREF].detach(),
+                           context.pref.detach())
 
     def functional_write(self, p_u, context, adapted, query_loss) -> MemoryWrite:
         # The same g_u as memory_write, by torch.func.grad of the query loss as a function of theta_u
@@ -73,8 +74,22 @@ class MAMO(Algorithm):
             grads = torch.func.grad(lambda user: query_loss({**fixed, **user}))(
                 {n: fixed[n] for n in self.user_names})
         flat = torch.cat([grads[n].reshape(-1) for n in self.user_names])
-        return MemoryWrite(context.detach(), p_u.detach(), flat, fixed[PREF])
+        return MemoryWrite(context.attention.detach(), p_u.detach(), flat, fixed[PREF], context.pref.detach())
 
     def apply_writes(self, writes: Sequence[Optional[MemoryWrite]]) -> None:
         # Without task memory M_UI is never read, so it is not written either.
         self.memory.write([w for w in writes if w is not None], preference=self.task_memory)
+
+    @torch.no_grad()
+    def profiles(self, user_x: torch.Tensor) -> torch.Tensor:
+        """p_u of the given users' feature rows, with the current field embeddings."""
+        return self.model.user_embedder(user_x.to(self.memory.profile.device))
+
+    def begin_training(self, user_x: torch.Tensor, seed: int) -> None:
+        self.memory.init_keys(self.profiles(user_x), seed)
+
+    def end_epoch(self, user_x: torch.Tensor) -> Dict[str, Any]:
+        from ..diagnostics import memory_summary
+        profiles = self.profiles(user_x)
+        reseeded = self.memory.reseed(profiles)
+        return {"memory": dict(memory_summary(self, profiles), reseeded_slots=reseeded)}

@@ -3,7 +3,7 @@ never part of autograd, changed only by ``write`` after a training meta-batch.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -22,18 +22,22 @@ class MemoryRead:
 
 @dataclass
 class MemoryWrite:
-    """What one training task writes (all detached): a_u [K], p_u [P_u], g_u [|theta_u|], W_pref' [2d, 2d]."""
+    """What one training task writes (all detached): a_u [K], p_u [P_u], g_u [|theta_u|], W_pref' [2d, 2d]
+    and W_pref^0 [2d, 2d], the start it was adapted from (the competitive rule writes the change
+    W_pref' - W_pref^0; None when unknown, e.g. a hand-made write for the other rules)."""
     attention: torch.Tensor
     profile: torch.Tensor
     grad_user: torch.Tensor
     pref: torch.Tensor
+    pref_start: Optional[torch.Tensor] = None
 
 
 # A pytree node, so that a batched backend can return writes from torch.func.vmap.
 pytree.register_dataclass(MemoryWrite)
 
 
-UPDATES = ("paper", "interpolate")
+UPDATES = ("paper", "interpolate", "competitive")
+KEY_INITS = ("random", "kmeans")
 
 
 class MAMOMemory(nn.Module):
@@ -45,12 +49,15 @@ class MAMOMemory(nn.Module):
     """
 
     def __init__(self, slots: int, profile_dim: int, user_net_template: nn.Module, pref_dim: int,
-                 temperature: float, alpha: float, beta: float, gamma: float, update: str = "interpolate"):
+                 temperature: float, alpha: float, beta: float, gamma: float, update: str = "competitive",
+                 key_init: str = "kmeans", learned_preference: bool = False):
         super().__init__()
         if update not in UPDATES:
             raise ValueError(f"memory update rule must be one of {UPDATES}, got {update!r}")
+        if key_init not in KEY_INITS:
+            raise ValueError(f"memory key initialisation must be one of {KEY_INITS}, got {key_init!r}")
         self.temperature, self.alpha, self.beta, self.gamma = temperature, alpha, beta, gamma
-        self.update = update
+        self.update, self.key_init = update, key_init
         user_slots = []
         for _ in range(slots):
             fresh = _fresh_copy(user_net_template)
@@ -58,7 +65,16 @@ class MAMOMemory(nn.Module):
         pref_slots = [nn.Linear(pref_dim, pref_dim, bias=False).weight.detach().clone() for _ in range(slots)]
         self.register_buffer("profile", torch.randn(slots, profile_dim))
         self.register_buffer("user_bias", torch.stack(user_slots))
-        self.register_buffer("preference", torch.stack(pref_slots))
+        if learned_preference:
+            # M_UI learned by the outer gradient through the attention-weighted read, not written
+            # (``model.preference_memory: learned``, docs/algorithm.md).
+            self.preference = nn.Parameter(torch.stack(pref_slots))
+        else:
+            self.register_buffer("preference", torch.stack(pref_slots))
+        self.learned_preference = learned_preference
+        # How many training tasks each slot won (its top attention) since the last ``reseed``;
+        # bookkeeping for the epoch-end re-seeding, reset every epoch, so not saved.
+        self.register_buffer("wins", torch.zeros(slots), persistent=False)
 
     @property
     def slots(self) -> int:
@@ -84,14 +100,93 @@ class MAMOMemory(nn.Module):
         ``update="interpolate"``: M[k] <- M[k] + rate * a_u[k] * (v - M[k]): each slot moves toward
         the written value in proportion to its attention. Under a soft attention the paper's rule
         shrinks every slot toward 0 (its only fixed point with uniform attention is M = 0); the
-        interpolation keeps the slots at the scale of what is written (docs/algorithm.md).
+        interpolation keeps the slots at the scale of what is written, but moves every slot toward
+        the same values, so the slots merge (docs/algorithm.md).
+        ``update="competitive"`` (default): only the user's top slot k* = argmax a_u is written,
+        M[k*] <- M[k*] + rate * (v - M[k*]): online k-means on the keys, and each slot's values are
+        written only by the users it wins. For M_UI the written value is the slot plus the user's
+        local change, v = M_UI[k*] + (W_pref' - W_pref^0), i.e. M_UI[k*] += gamma * (W_pref' - W_pref^0):
+        writing W_pref' itself would pull every slot toward the attention-weighted mixture that
+        was read, and over thousands of writes the slots merge even under a sharp attention
+        (measured; docs/algorithm.md).
         """
         for w in writes:
-            a = w.attention.reshape(-1, 1)
+            if self.update == "competitive":
+                k = int(torch.argmax(w.attention))
+                self.wins[k] += 1
+                a = torch.zeros_like(w.attention).reshape(-1, 1)
+                a[k] = 1.0
+            else:
+                self.wins[int(torch.argmax(w.attention))] += 1
+                a = w.attention.reshape(-1, 1)
             self._blend(self.profile, a, w.profile.reshape(1, -1), self.alpha)
             self._blend(self.user_bias, a, w.grad_user.reshape(1, -1), self.beta)
-            if preference:
-                self._blend(self.preference, a.unsqueeze(-1), w.pref.unsqueeze(0), self.gamma)
+            if preference and not self.learned_preference:
+                pref = w.pref
+                if self.update == "competitive" and w.pref_start is not None:
+                    pref = self.preference[k] + (w.pref - w.pref_start)
+                self._blend(self.preference, a.unsqueeze(-1), pref.unsqueeze(0), self.gamma)
+
+    @torch.no_grad()
+    def init_keys(self, profiles: torch.Tensor, seed: int, iterations: int = 20) -> None:
+        """Keys M_P from spherical k-means of the training users' profiles (``key_init="kmeans"``):
+        k-means++ seeding, then Lloyd steps on unit vectors; each key is the mean (unnormalised)
+        profile of its cluster, so that it has the scale of what the writes move it toward.
+        ``key_init="random"`` keeps the N(0, 1) keys. Seeded, so a run is reproducible."""
+        if self.key_init != "kmeans" or profiles.shape[0] < self.slots:
+            return
+        gen = torch.Generator().manual_seed(int(seed) * 7919 + 17)
+        x = profiles.detach().to(torch.float32).cpu()
+        unit = F.normalize(x, dim=-1, eps=1e-8)
+        centres = [unit[int(torch.randint(len(unit), (1,), generator=gen))]]
+        for _ in range(1, self.slots):          # k-means++: far points are likelier
+            dist = 1.0 - (unit @ torch.stack(centres).T).max(dim=1).values
+            weights = dist.clamp(min=0) ** 2
+            if float(weights.sum()) <= 0:
+                weights = torch.ones_like(weights)
+            centres.append(unit[int(torch.multinomial(weights, 1, generator=gen))])
+        c = torch.stack(centres)
+        for _ in range(iterations):
+            assign = (unit @ c.T).argmax(dim=1)
+            for k in range(self.slots):
+                members = unit[assign == k]
+                if len(members):
+                    c[k] = F.normalize(members.mean(0), dim=-1, eps=1e-8)
+        assign = (unit @ c.T).argmax(dim=1)
+        keys = self.profile.clone()
+        for k in range(self.slots):
+            members = x[assign == k]
+            keys[k] = members.mean(0) if len(members) else c[k] * x.norm(dim=-1).mean()
+        self.profile.copy_(keys.to(self.profile))
+
+    @torch.no_grad()
+    def reseed(self, profiles: torch.Tensor) -> int:
+        """Epoch-end repair (competitive writes): a slot that won no training task since the last
+        call, or whose key duplicates another's (cosine > 0.999), gets as key the profile of the
+        training user worst served by the current keys (lowest best cosine) and the values of
+        that user's current top slot, so it starts where that user reads. Returns how many slots
+        were re-seeded. Deterministic given the memory and the profiles."""
+        if self.update != "competitive" or profiles.shape[0] == 0:
+            self.wins.zero_()
+            return 0
+        keys = F.normalize(self.profile, dim=-1, eps=1e-8)
+        sims = keys @ keys.T
+        dead = [k for k in range(self.slots) if self.wins[k] == 0]
+        for i in range(self.slots):
+            for j in range(i):
+                if sims[i, j] > 0.999 and i not in dead and j not in dead:
+                    dead.append(i)
+        unit = F.normalize(profiles.to(self.profile), dim=-1, eps=1e-8)
+        for k in dead:
+            cos = unit @ F.normalize(self.profile, dim=-1, eps=1e-8).T      # [n, K]
+            worst = int(cos.max(dim=1).values.argmin())
+            source = int(cos[worst].argmax())
+            self.profile[k] = profiles[worst].to(self.profile)
+            if source != k:
+                self.user_bias[k] = self.user_bias[source]
+                self.preference[k] = self.preference[source]
+        self.wins.zero_()
+        return len(dead)
 
     def _blend(self, memory: torch.Tensor, a: torch.Tensor, value: torch.Tensor, rate: float) -> None:
         if self.update == "paper":

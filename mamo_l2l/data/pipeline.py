@@ -24,7 +24,7 @@ from .protocol import build_splits
 from .types import SCENARIOS, EncodedDataset, FieldLayout, Splits, Task
 
 # Bump whenever readers/features/protocol change their output, so stale entries are not used.
-DATA_VERSION = 1
+DATA_VERSION = 2
 
 _SPLIT_NAMES = ("train", "valid") + tuple(f"test_{s}" for s in SCENARIOS)
 _DATA_ARRAYS = ("user_ids", "item_ids", "user_x", "item_x", "rating_user", "rating_item", "rating",

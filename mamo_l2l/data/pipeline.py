@@ -110,10 +110,16 @@ def prepare(cfg: DataConfig, seed: int, cache_dir=None, progress: bool = True,
 
 
 def _with_identity(result, cfg: DataConfig):
-    """Append the item identity field when configured (after the protocol: see data/identity.py)."""
+    """After the protocol (it depends on the training split, never on a test rating): map feature
+    values that no training user/item carries to UNKNOWN (features.restrict_to_training,
+    docs/data.md section 3), then append the item identity field when configured
+    (data/identity.py)."""
+    from .features import restrict_to_training
+    from .identity import add_item_identity, training_items
     data, splits, encoders = result
+    train_users = np.unique(np.array([t.user for t in splits.train], dtype=np.int64))
+    data, encoders = restrict_to_training(encoders, data, train_users, training_items(splits))
     if cfg.item_id_feature:
-        from .identity import add_item_identity
         data = add_item_identity(data, splits)
     return data, splits, encoders
 

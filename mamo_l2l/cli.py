@@ -35,6 +35,9 @@ def app() -> None:
 def _register() -> None:
     from .data.cli import data as data_group
     app.add_command(data_group)
+    from .recommend_cli import COMMANDS as recommend_commands
+    for command in recommend_commands:
+        app.add_command(command)
 
 
 _register()

@@ -50,6 +50,23 @@ class Run:
     history: List[Dict[str, float]] = field(default_factory=list)
     timing: Dict[str, float] = field(default_factory=dict)
     out_dir: Optional[Path] = None
+    _recommender: Any = field(default=None, repr=False, compare=False)
+
+    def recommender(self):
+        """This run as an ``ItemRecommender`` (mamo_l2l/recommend.py, docs/serving.md), built once."""
+        if self._recommender is None:
+            from .recommend import ItemRecommender
+            self._recommender = ItemRecommender.from_run(self)
+        return self._recommender
+
+    def recommend(self, ratings=(), user=None, k: int = 10, exclude_rated: bool = True, candidates=None):
+        """Top-k items for a new user who gave ``ratings`` (see ``ItemRecommender.recommend``)."""
+        return self.recommender().recommend(ratings, user=user, k=k, exclude_rated=exclude_rated,
+                                            candidates=candidates)
+
+    def recommend_batch(self, frame, k: int = 10, exclude_rated: bool = True, users=None):
+        """Top-k for every user of a user_id, item_id, rating frame (``ItemRecommender.recommend_batch``)."""
+        return self.recommender().recommend_batch(frame, k=k, exclude_rated=exclude_rated, users=users)
 
     @property
     def inner(self) -> InnerLoop:
@@ -266,10 +283,13 @@ def _run_identity(run: Run) -> Dict[str, Any]:
 
 
 def save_model(run: Run, path) -> Path:
-    """The final checkpoint (what `mamo-l2l evaluate` reads)."""
+    """The final checkpoint (what `mamo-l2l evaluate` reads), with the item catalogue that
+    `mamo-l2l recommend` / `serve` need without the data set (docs/serving.md)."""
+    from .recommend import catalog_payload
     return save_checkpoint(path, dict(_run_identity(run), kind="model", state_dict=run.model.state_dict(),
                                       encoders=run.bundle.encoders.to_dict(), best_epoch=run.best_epoch,
-                                      history=run.history, rating_range=list(run.bundle.data.rating_range)))
+                                      history=run.history, rating_range=list(run.bundle.data.rating_range),
+                                      catalog=catalog_payload(run.bundle)))
 
 
 def _save_last(run: Run, optimizer, state: Dict[str, Any]) -> None:

@@ -46,5 +46,14 @@ else
   pip_q --no-deps learn2learn==0.2.0 --config-settings=--build-option=build_ext
 fi
 
+# The web page test (tests/test_web_page.py) drives Debian's chromium through its chromedriver.
+# As root, install them when missing; anywhere else (or if apt fails) that test skips with a reason.
+if [ ! -x /usr/bin/chromedriver ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[install] installing chromium + chromium-driver for the web page test (apt-get, quiet)"
+  if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; then
+    echo "[install] warning: could not install chromium/chromium-driver; tests/test_web_page.py will be skipped" >&2
+  fi
+fi
+
 # Fail loudly here rather than at the first training step.
 "$PY" -c "import torch, mamo_l2l; from mamo_l2l.compat import import_learn2learn; l2l = import_learn2learn(); import higher; print('[install] ok: torch', torch.__version__, '| learn2learn', l2l.__version__, '| higher', higher.__version__ if hasattr(higher, '__version__') else 'ok')"

@@ -94,3 +94,22 @@ def ml100k_real_dir() -> Path:
         if (candidate / "ml-100k.inter").is_file():
             return candidate
     pytest.skip("the real MovieLens-100K copy (shared/data/ml-100k) is not present")
+
+
+# =============================================================================================
+# Recommending and serving (tests/test_recommend.py, test_recommend_cli.py, test_serve.py,
+# test_web_page.py): one tiny MAMO run on the ML-100K-layout fixture, trained once per session
+# =============================================================================================
+@pytest.fixture(scope="session")
+def recommend_run(tmp_path_factory, ml100k_raw_dir):
+    """(run folder, cache dir, config) of a 1-epoch MAMO run on the ml-100k-raw fixture; best.pt
+    holds the item catalogue. Read-only: copy best.pt before changing it."""
+    import mamo_l2l as ml
+    out = tmp_path_factory.mktemp("recommend-run")
+    cache = tmp_path_factory.mktemp("recommend-cache")
+    cfg = ml.load_config().override("data", dataset="fixture", data_dir=str(ml100k_raw_dir))
+    cfg = cfg.override("model", field_dim=8, embed_dim=8, hidden=16)
+    cfg = cfg.override("train", epochs=1, meta_batch_size=16, local_steps=2, seed=0)
+    bundle = ml.load_data(cfg, cache_dir=cache, progress=False)
+    ml.fit(bundle, cfg, model_name="mamo", out_dir=out, progress=False)
+    return out, cache, cfg

@@ -24,11 +24,13 @@ from .protocol import build_splits
 from .types import SCENARIOS, EncodedDataset, FieldLayout, Splits, Task
 
 # Bump whenever readers/features/protocol change their output, so stale entries are not used.
-DATA_VERSION = 2
+# 2: item display titles (EncodedDataset.item_titles) are cached too.
+# 3: task items in a seeded random order, not by item index (issue 9; docs/data.md step 7).
+DATA_VERSION = 3
 
 _SPLIT_NAMES = ("train", "valid") + tuple(f"test_{s}" for s in SCENARIOS)
 _DATA_ARRAYS = ("user_ids", "item_ids", "user_x", "item_x", "rating_user", "rating_item", "rating",
-                "timestamp", "item_year")
+                "timestamp", "item_year", "item_titles")
 _TASK_ARRAYS = ("user", "s_off", "s_items", "s_ratings", "q_off", "q_items", "q_ratings")
 
 
@@ -97,6 +99,7 @@ def prepare(cfg: DataConfig, seed: int, cache_dir=None, progress: bool = True,
     t1 = time.perf_counter()
     encoders = FeatureEncoders.fit(raw, cfg.min_count)
     data = encoders.encode(raw)
+    data.item_titles = item_titles(raw, data.item_ids)
     del raw
     t2 = time.perf_counter()
     splits = build_splits(data, cfg, seed)
@@ -107,6 +110,13 @@ def prepare(cfg: DataConfig, seed: int, cache_dir=None, progress: bool = True,
     except OSError as e:   # a read-only or full cache must not stop the run
         _say(progress, f"warning: could not write the processed cache ({e})")
     return _with_identity((data, splits, encoders), cfg)
+
+
+def item_titles(raw, item_ids: np.ndarray) -> np.ndarray:
+    """Display titles in item index order (str; "" where the files name none). Never a feature."""
+    if raw.item_titles is None or not len(raw.item_titles):
+        return np.full(len(item_ids), "", dtype=object).astype(str)
+    return raw.item_titles.reindex(list(item_ids)).fillna("").to_numpy(dtype=object).astype(str)
 
 
 def _with_identity(result, cfg: DataConfig):
@@ -153,6 +163,8 @@ def _write_entry(npz_path: Path, json_path: Path, key: str, data: EncodedDataset
     # str ids as fixed-width unicode: object arrays would need pickle
     arrays["user_ids"] = np.asarray(data.user_ids, dtype=str)
     arrays["item_ids"] = np.asarray(data.item_ids, dtype=str)
+    arrays["item_titles"] = np.asarray(data.item_titles if data.item_titles is not None
+                                       else np.full(len(data.item_ids), ""), dtype=str)
     warm_is_train = splits.test["warm"] is splits.train
     lists = {"train": splits.train, "valid": splits.valid, **{f"test_{s}": splits.test[s] for s in SCENARIOS}}
     for name, tasks in lists.items():
@@ -207,7 +219,8 @@ def _read_entry(npz_path: Path, json_path: Path, key: str):
             item_layout=tuple(FieldLayout(**l) for l in meta["item_layout"]),
             rating_user=arrays["rating_user"], rating_item=arrays["rating_item"], rating=arrays["rating"],
             timestamp=arrays["timestamp"], item_year=arrays["item_year"],
-            rating_range=tuple(meta["rating_range"]), fingerprint=meta["fingerprint"], encoders=meta["encoders"])
+            rating_range=tuple(meta["rating_range"]), fingerprint=meta["fingerprint"], encoders=meta["encoders"],
+            item_titles=arrays["item_titles"])
         lists = {}
         for name in _SPLIT_NAMES:
             if name == "test_warm" and meta["warm_is_train"]:

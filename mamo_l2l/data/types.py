@@ -43,6 +43,9 @@ class RawDataset:
     items: index item_id (str, unique); one column per item field as above, plus the column
         ``year`` (float64, NaN when unknown) that the protocol uses for the item state.
     Users/items that are rated but have no row get all-unknown features.
+    item_titles: display only, never a feature: item_id (str) -> title (str), for the items whose
+        files name one (None when the format has no titles). Kept with a trained run so that
+        recommendations can show titles (docs/serving.md).
     """
     name: str
     ratings: pd.DataFrame
@@ -54,6 +57,7 @@ class RawDataset:
     source_files: Dict[str, str] = field(default_factory=dict)   # file name -> sha256
     duplicates_dropped: int = 0
     format: str = ""
+    item_titles: Optional[pd.Series] = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class EncodedDataset:
     rating_range: Tuple[float, float]
     fingerprint: str = ""           # sha256 over source files + encoder settings
     encoders: Optional[dict] = None  # serialisable encoder state (features.FeatureEncoders.to_dict())
+    item_titles: Optional[np.ndarray] = None  # [n_items] str display titles ("" when unknown); never a feature
 
 
 @dataclass

@@ -101,6 +101,16 @@ def entity_table(ids: pd.Series, columns: Dict[str, pd.Series], index_name: str,
     return frame
 
 
+def title_series(ids: pd.Series, titles: pd.Series) -> pd.Series:
+    """RawDataset.item_titles: item id (str) -> title (str, stripped); missing titles and repeated
+    ids (the last row kept, as in ``entity_table``) handled. Display only, never a feature."""
+    frame = pd.DataFrame({"id": ids.astype(str).to_numpy(dtype=object),
+                          "title": [str(t).strip() if isinstance(t, str) else "" for t in titles.to_numpy(dtype=object)]})
+    frame = frame.drop_duplicates("id", keep="last")
+    return pd.Series(frame["title"].to_numpy(dtype=object), index=pd.Index(frame["id"].to_numpy(dtype=object),
+                                                                            dtype=object), dtype=object)
+
+
 def ratings_frame(user: pd.Series, item: pd.Series, rating: np.ndarray, timestamp: Optional[np.ndarray],
                   path: Path) -> Tuple[pd.DataFrame, int]:
     """The RawDataset ratings frame and the number of duplicate rows dropped.

@@ -27,7 +27,8 @@ import pandas as pd
 from ...errors import MamoError
 from ..types import Field, RawDataset
 from ._frames import (age_bucket, as_token_tuples, as_tokens, check_rating_range, entity_table,
-                      numeric_tokens, ratings_frame, require_ratings, to_float, year_token)
+                      numeric_tokens, ratings_frame, require_ratings, title_series, to_float,
+                      year_token)
 from ._io import (check_separator, first_line, numeric_column, read_typed, require_file, require_values,
                   sha256_file)
 
@@ -123,6 +124,7 @@ def read_atomic(folder, name: Optional[str] = None, movielens: Optional[bool] = 
         users = entity_table(table.frame["user_id"], columns, "user_id", user_path)
 
     items = _empty_table("item_id", with_year=True)
+    titles = None
     item_fields: Tuple[Field, ...] = ()
     item_path = folder / f"{stem}.item"
     if item_path.is_file():
@@ -132,11 +134,15 @@ def read_atomic(folder, name: Optional[str] = None, movielens: Optional[bool] = 
         columns["year"] = _year_column(table)
         require_values(table.frame["item_id"], item_path, "item_id", 1)
         items = entity_table(table.frame["item_id"], columns, "item_id", item_path)
+        title_field = _title_field(table.types)
+        if title_field is not None:
+            titles = title_series(table.frame["item_id"], table.frame[title_field])
 
     rating_range = MOVIELENS_RANGE if profile else (float(ratings["rating"].min()), float(ratings["rating"].max()))
     return RawDataset(name=stem, ratings=ratings, users=users, items=items, user_fields=user_fields,
                       item_fields=item_fields, rating_range=rating_range, source_files=sources,
-                      duplicates_dropped=dropped, format="ml-1m-atomic" if (profile and stem == "ml-1m") else "atomic")
+                      duplicates_dropped=dropped, format="ml-1m-atomic" if (profile and stem == "ml-1m") else "atomic",
+                      item_titles=titles)
 
 
 def _ratings(inter: AtomicTable, profile: bool) -> Tuple[pd.DataFrame, int]:
@@ -157,6 +163,16 @@ def _ratings(inter: AtomicTable, profile: bool) -> Tuple[pd.DataFrame, int]:
 def _is_free_text(field: str) -> bool:
     low = field.lower()
     return "title" in low or "name" in low
+
+
+def _title_field(types: Dict[str, str]) -> Optional[str]:
+    """The item field shown as the title (display only): the first free-text field whose name
+    contains "title", else the first containing "name"; None when there is none."""
+    for word in ("title", "name"):
+        for field in types:
+            if word in field.lower() and field != "item_id":
+                return field
+    return None
 
 
 def _generic_columns(table: AtomicTable, id_field: str, skip: Sequence[str] = ()

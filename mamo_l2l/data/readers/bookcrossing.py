@@ -19,7 +19,7 @@ import pandas as pd
 from ...errors import MamoError
 from ..types import Field, RawDataset
 from ._frames import (age_bucket, as_tokens, check_rating_range, entity_table, ratings_frame, require_ratings,
-                      to_float, year_token)
+                      title_series, to_float, year_token)
 from ._io import check_separator, first_line, numeric_column, read_typed, require_file, require_values, sha256_file
 
 RATING_RANGE = (1.0, 10.0)
@@ -82,7 +82,8 @@ def read_book_crossing(folder) -> RawDataset:
                          "item_id", folder / "BX-Books.csv")
     return RawDataset(name="book-crossing", ratings=ratings, users=users, items=items, user_fields=USER_FIELDS,
                       item_fields=ITEM_FIELDS, rating_range=RATING_RANGE, source_files=sources,
-                      duplicates_dropped=dropped, format="book-crossing")
+                      duplicates_dropped=dropped, format="book-crossing",
+                      item_titles=title_series(b["ISBN"], b["Book-Title"]) if "Book-Title" in b.columns else None)
 
 
 def country(location: pd.Series) -> pd.Series:

@@ -19,7 +19,7 @@ import pandas as pd
 from ...errors import MamoError
 from ..types import Field, RawDataset
 from ._frames import (age_bucket, as_token_tuples, as_tokens, check_rating_range, entity_table, numeric_tokens,
-                      ratings_frame, require_ratings, to_float, year_token)
+                      ratings_frame, require_ratings, title_series, to_float, year_token)
 from ._io import (check_separator, first_line, line_of_row, numeric_column, read_table, read_typed, require_file,
                   require_values, sha256_file)
 from .atomic import MOVIELENS_RANGE, zip_prefix
@@ -84,7 +84,7 @@ def read_ml100k_raw(folder) -> RawDataset:
                          "item_id", item_path)
     return RawDataset(name="ml-100k", ratings=ratings, users=users, items=items, user_fields=USER_FIELDS,
                       item_fields=ITEM_FIELDS, rating_range=MOVIELENS_RANGE, source_files=sources,
-                      duplicates_dropped=dropped, format="ml-100k-raw")
+                      duplicates_dropped=dropped, format="ml-100k-raw", item_titles=title_series(i[0], i[1]))
 
 
 def _ml100k_genres(path: Path) -> Tuple[str, ...]:
@@ -121,7 +121,7 @@ def read_ml1m_raw(folder) -> RawDataset:
                                 "year": year}, "item_id", movie_path)
     return RawDataset(name="ml-1m", ratings=ratings, users=users, items=items, user_fields=USER_FIELDS,
                       item_fields=ITEM_FIELDS, rating_range=MOVIELENS_RANGE, source_files=sources,
-                      duplicates_dropped=dropped, format="ml-1m-raw")
+                      duplicates_dropped=dropped, format="ml-1m-raw", item_titles=title_series(m[0], m[1]))
 
 
 def _read_double_colon(path: Path, n_fields: int, numeric: Tuple[int, ...], expected: str) -> pd.DataFrame:

@@ -1,0 +1,374 @@
+"""Recommend for a new user from a trained run (docs/serving.md).
+
+A user is given as a few ratings (item ids as in the data set's files) and, optionally, profile
+fields. Recommending is evaluation applied to one made-up task: the support set is the given
+ratings, the query set is every candidate item, and the predictions come from the same function
+that scores test users (``scoring.predict_tasks``: same backend path, ``training=False``, the same
+local steps ``run.inner``; memories read, never written). So a user's scores for a test task's
+query items equal what evaluation predicts for that task (tests/test_recommend.py).
+
+What recommending needs besides the model -- item ids, titles, item feature rows, the user-field
+vocabularies and the rating range -- is the *catalogue*, stored in ``best.pt`` under ``catalog``
+(``train.save_model``), so ``load_recommender(path)`` works from the checkpoint alone, without
+the data set's files. ``Run.recommend`` builds the same catalogue from the run's data.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data.types import PAD, UNKNOWN, EncodedDataset, FieldLayout, Task
+from .errors import MamoError
+
+CATALOG_VERSION = 1
+#: candidate (user, item) pairs per backend call in ``recommend_batch`` (bounds memory: the
+#: query side of a call holds this many item embeddings and head activations)
+PAIRS_PER_CALL = 200_000
+
+
+# ------------------------------------------------------------------------------ catalogue
+@dataclass
+class Catalog:
+    """The items a run can recommend, and what is needed to encode a new user."""
+    item_ids: np.ndarray                 # [n] str, as in the data set's files
+    titles: np.ndarray                   # [n] str ("" where the files name none)
+    item_x: np.ndarray                   # [n, S_i] int64 feature rows (with the identity field, if any)
+    user_layout: Tuple[FieldLayout, ...]
+    item_layout: Tuple[FieldLayout, ...]
+    rating_range: Tuple[float, float]
+    encoders: Dict[str, Any]             # FeatureEncoders.to_dict()
+    fingerprint: str = ""
+    _index: Dict[str, int] = field(default=None, repr=False, compare=False)
+    _lower: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_data(cls, data: EncodedDataset, encoders: Any) -> "Catalog":
+        titles = data.item_titles if data.item_titles is not None else np.full(len(data.item_ids), "")
+        enc = encoders.to_dict() if hasattr(encoders, "to_dict") else dict(encoders or {})
+        return cls(np.asarray(data.item_ids).astype(str), np.asarray(titles).astype(str),
+                   np.asarray(data.item_x, dtype=np.int64), tuple(data.user_layout), tuple(data.item_layout),
+                   (float(data.rating_range[0]), float(data.rating_range[1])), enc, data.fingerprint)
+
+    def to_payload(self) -> Dict[str, Any]:
+        """Plain containers and tensors only (checkpoints are read with weights_only=True)."""
+        return {"version": CATALOG_VERSION, "item_ids": [str(i) for i in self.item_ids],
+                "titles": [str(t) for t in self.titles], "item_x": torch.from_numpy(self.item_x.copy()),
+                "user_layout": [dict(l.__dict__) for l in self.user_layout],
+                "item_layout": [dict(l.__dict__) for l in self.item_layout],
+                "rating_range": list(self.rating_range), "encoders": self.encoders, "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_payload(cls, d: Mapping[str, Any], path=None) -> "Catalog":
+        if d.get("version") != CATALOG_VERSION:
+            raise MamoError(f"item catalogue of version {d.get('version')!r}; this library reads "
+                            f"version {CATALOG_VERSION}", path=path)
+        return cls(np.asarray(d["item_ids"], dtype=object).astype(str), np.asarray(d["titles"], dtype=object).astype(str),
+                   d["item_x"].numpy().astype(np.int64), tuple(FieldLayout(**l) for l in d["user_layout"]),
+                   tuple(FieldLayout(**l) for l in d["item_layout"]), tuple(float(x) for x in d["rating_range"]),
+                   dict(d["encoders"]), str(d.get("fingerprint", "")))
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def index(self) -> Dict[str, int]:
+        if self._index is None:
+            self._index = {str(i): k for k, i in enumerate(self.item_ids)}
+        return self._index
+
+    def stub_dataset(self) -> EncodedDataset:
+        """An EncodedDataset with the catalogue's layouts and items and no ratings: enough to
+        build the model (``build_model``) without the data set's files."""
+        empty = np.zeros(0, np.int64)
+        width = sum(l.stop - l.start for l in self.user_layout)
+        return EncodedDataset("catalog", np.zeros(0, dtype=str), self.item_ids, np.zeros((0, width), np.int64),
+                              self.item_x, self.user_layout, self.item_layout, empty, empty,
+                              np.zeros(0, np.float32), np.zeros(0), np.full(len(self), np.nan), self.rating_range,
+                              fingerprint=self.fingerprint, encoders=self.encoders, item_titles=self.titles)
+
+    def user_row(self, user: Optional[Mapping[str, Any]]) -> np.ndarray:
+        """A new user's feature row; fields not given (or None) are UNKNOWN."""
+        user = {} if user is None else user
+        if not isinstance(user, Mapping):
+            raise MamoError(f"user must be a mapping of profile fields to values, got {type(user).__name__}")
+        known = [l.name for l in self.user_layout]
+        extra = sorted(set(map(str, user)) - set(known))
+        if extra:
+            raise MamoError(f"unknown user field(s) {extra}; this run knows: {known}")
+        values = {str(k): (None if v is None else (v if isinstance(v, (list, tuple)) else str(v)))
+                  for k, v in user.items()}
+        if "user_fields" in self.encoders:
+            from .data.features import FeatureEncoders
+            row = FeatureEncoders.from_dict(self.encoders).encode_user(values)
+        elif not any(v is not None for v in values.values()):
+            row = np.full(sum(l.stop - l.start for l in self.user_layout), PAD, dtype=np.int64)
+            for l in self.user_layout:
+                row[l.start] = UNKNOWN
+        else:
+            raise MamoError("this run has no user-field vocabularies, so a user profile cannot be encoded")
+        return np.asarray(row, dtype=np.int64)
+
+    def search(self, query: str, limit: int = 20) -> List[Tuple[str, str]]:
+        """(item id, title) of items whose title contains ``query`` (case-insensitive), or whose id
+        is ``query``; titles starting with it first, then shorter titles; at most ``limit``."""
+        q = str(query).strip().lower()
+        if not q or limit < 1:
+            return []
+        if self._lower is None:
+            self._lower = np.char.lower(self.titles.astype(str))
+        pos = np.char.find(self._lower, q)
+        hits = np.flatnonzero(pos >= 0)
+        order = sorted(hits.tolist(), key=lambda k: (pos[k] != 0, len(self._lower[k]), k))
+        exact = self.index.get(str(query).strip())
+        if exact is not None:
+            order = [exact] + [k for k in order if k != exact]
+        return [(str(self.item_ids[k]), str(self.titles[k])) for k in order[:limit]]
+
+
+# ------------------------------------------------------------------------------ input parsing
+def parse_ratings(ratings: Any) -> List[Tuple[str, float]]:
+    """(item id, rating) pairs from a list of pairs, a list of {"item_id", "rating"} dicts, a
+    mapping item id -> rating, or a DataFrame with columns item_id, rating."""
+    if ratings is None:
+        return []
+    if isinstance(ratings, pd.DataFrame):
+        missing = [c for c in ("item_id", "rating") if c not in ratings.columns]
+        if missing:
+            raise MamoError(f"ratings frame needs columns item_id, rating (missing: {', '.join(missing)})")
+        pairs = list(zip(ratings["item_id"].tolist(), ratings["rating"].tolist()))
+    elif isinstance(ratings, Mapping):
+        pairs = list(ratings.items())
+    else:
+        pairs = []
+        for k, r in enumerate(ratings):
+            if isinstance(r, Mapping):
+                if "item_id" not in r or "rating" not in r:
+                    raise MamoError(f"rating #{k + 1}: expected item_id and rating, got keys {sorted(r)}")
+                pairs.append((r["item_id"], r["rating"]))
+            elif isinstance(r, (tuple, list)) and len(r) == 2:
+                pairs.append((r[0], r[1]))
+            else:
+                raise MamoError(f"rating #{k + 1}: expected (item_id, rating), got {r!r}")
+    out = []
+    for k, (item, value) in enumerate(pairs):
+        if item is None or (isinstance(item, float) and np.isnan(item)):
+            raise MamoError(f"rating #{k + 1}: missing item id")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise MamoError(f"rating #{k + 1} (item {item}): rating {value!r} is not a number") from None
+        out.append((str(item), v))
+    return out
+
+
+# ------------------------------------------------------------------------------ the recommender
+class ItemRecommender:
+    """Top-k items for new users from a trained model; read-only (see docs/serving.md).
+
+    Build it with ``load_recommender(path)`` (checkpoint alone) or ``Run.recommender()``.
+    Calls are serialised by a lock, so concurrent callers (the HTTP service's threads) never see
+    each other's state; nothing a call does is kept (no parameter, memory or cache is written).
+    """
+
+    def __init__(self, model, algorithm, backend, inner, catalog: Catalog, model_name: str,
+                 device: str = "cpu"):
+        self.model, self.algorithm, self.backend, self.inner = model, algorithm, backend, inner
+        self.catalog, self.model_name, self.device = catalog, model_name, device
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_run(cls, run) -> "ItemRecommender":
+        return cls(run.model, run.algorithm, run.backend, run.inner,
+                   Catalog.from_data(run.bundle.data, run.bundle.encoders), run.model_name, run.config.train.device)
+
+    @property
+    def rating_range(self) -> Tuple[float, float]:
+        return self.catalog.rating_range
+
+    # ---------------------------------------------------------------- checks
+    def _indices(self, ids: Sequence[str], what: str) -> np.ndarray:
+        index = self.catalog.index
+        unknown = [i for i in ids if i not in index]
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise MamoError(f"unknown item id(s) in {what}: {shown} ({len(unknown)} of {len(ids)}; this run "
+                            f"knows {len(index)} items, ids as in the data set's files)")
+        return np.array([index[i] for i in ids], dtype=np.int64)
+
+    def _support(self, ratings: Any) -> Tuple[np.ndarray, np.ndarray]:
+        pairs = parse_ratings(ratings)
+        ids = [i for i, _ in pairs]
+        seen, dup = set(), []
+        for i in ids:
+            if i in seen:
+                dup.append(i)
+            seen.add(i)
+        if dup:
+            raise MamoError(f"item(s) rated more than once: {', '.join(repr(d) for d in dup[:5])}")
+        lo, hi = self.rating_range
+        bad = [(i, r) for i, r in pairs if not (np.isfinite(r) and lo <= r <= hi)]
+        if bad:
+            i, r = bad[0]
+            raise MamoError(f"rating {r:g} of item {i!r} is outside this data set's rating range "
+                            f"{lo:g}..{hi:g} ({len(bad)} such rating(s))")
+        items = self._indices(ids, "ratings")
+        return items, np.array([r for _, r in pairs], dtype=np.float32)
+
+    @staticmethod
+    def _check_k(k) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise MamoError(f"k must be an integer >= 1, got {k!r}")
+        return int(k)
+
+    # ---------------------------------------------------------------- prediction
+    def _predict(self, users: List[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> List[np.ndarray]:
+        """users: (user row, support items, support ratings, candidate items) each; returns the
+        clipped predicted rating of every candidate, per user (scoring.predict_tasks)."""
+        from .scoring import predict_tasks
+        out: List[np.ndarray] = []
+        start = 0
+        while start < len(users):   # groups of at most PAIRS_PER_CALL candidate pairs
+            stop, pairs = start, 0
+            while stop < len(users) and (stop == start or pairs + len(users[stop][3]) <= PAIRS_PER_CALL):
+                pairs += len(users[stop][3])
+                stop += 1
+            group = users[start:stop]
+            scored = [k for k, u in enumerate(group) if len(u[3])]
+            preds = [np.zeros(0)] * len(group)
+            if scored:
+                data = _TaskData(np.stack([group[k][0] for k in scored]), self.catalog.item_x, self.rating_range)
+                tasks = [Task(j, group[k][1], group[k][2], group[k][3], np.zeros(len(group[k][3]), np.float32))
+                         for j, k in enumerate(scored)]
+                with self._lock:
+                    res = predict_tasks(self.model, self.algorithm, self.backend, tasks, data, self.inner, self.device)
+                for k, p in zip(scored, res):
+                    preds[k] = p
+            out.extend(preds)
+            start = stop
+        return out
+
+    def _candidates(self, candidates: Optional[Iterable[Any]], exclude: np.ndarray) -> np.ndarray:
+        if candidates is None:
+            cand = np.arange(len(self.catalog), dtype=np.int64)
+        else:
+            ids = list(dict.fromkeys(str(c) for c in candidates))
+            cand = self._indices(ids, "candidates")
+        if exclude.size:
+            cand = cand[~np.isin(cand, exclude)]
+        return cand
+
+    def _frame(self, cand: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
+        order = np.argsort(-scores, kind="stable")[:k]
+        idx = cand[order]
+        return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
+                             "title": self.catalog.titles[idx].astype(object),
+                             "score": scores[order].astype(np.float64)})
+
+    def recommend(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
+                  exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None) -> pd.DataFrame:
+        """The top ``k`` items for a new user who gave ``ratings``: a DataFrame item_id, title,
+        score (predicted rating, clipped to the rating range), best first (ties: catalogue order).
+
+        ratings: (item_id, rating) pairs, {"item_id", "rating"} dicts, a mapping, or a DataFrame
+        with item_id, rating. user: profile fields, e.g. {"age": "25", "gender": "F"}; missing
+        fields are UNKNOWN. candidates: item ids to rank (default: the whole catalogue).
+        exclude_rated: leave the rated items out.
+        """
+        k = self._check_k(k)
+        items, values = self._support(ratings)
+        row = self.catalog.user_row(user)
+        cand = self._candidates(candidates, items if exclude_rated else np.zeros(0, np.int64))
+        (scores,) = self._predict([(row, items, values, cand)])
+        return self._frame(cand, scores, k)
+
+    def recommend_batch(self, frame: pd.DataFrame, k: int = 10, exclude_rated: bool = True,
+                        users: Optional[Mapping[Any, Mapping[str, Any]]] = None) -> pd.DataFrame:
+        """``recommend`` for many users at once: ``frame`` has user_id, item_id, rating; the
+        answer has user_id, rank (1..k), item_id, title, score, users in first-appearance order.
+        ``users`` optionally maps a user_id to its profile fields. Users go through the backend
+        together (batched, at most PAIRS_PER_CALL candidate pairs per call)."""
+        k = self._check_k(k)
+        if not isinstance(frame, pd.DataFrame) or "user_id" not in frame.columns:
+            raise MamoError("recommend_batch needs a DataFrame with columns user_id, item_id, rating")
+        prepared, names = [], []
+        for uid, part in frame.groupby("user_id", sort=False):
+            try:
+                items, values = self._support(part[["item_id", "rating"]])
+                row = self.catalog.user_row((users or {}).get(uid))
+            except MamoError as e:
+                raise MamoError(f"user {uid}: {e}") from None
+            cand = self._candidates(None, items if exclude_rated else np.zeros(0, np.int64))
+            prepared.append((row, items, values, cand))
+            names.append(uid)
+        preds = self._predict(prepared)
+        parts = []
+        for uid, (_, _, _, cand), scores in zip(names, prepared, preds):
+            top = self._frame(cand, scores, k)
+            top.insert(0, "rank", np.arange(1, len(top) + 1))
+            top.insert(0, "user_id", uid)
+            parts.append(top)
+        if not parts:
+            return pd.DataFrame(columns=["user_id", "rank", "item_id", "title", "score"])
+        return pd.concat(parts, ignore_index=True)
+
+    def predict(self, ratings: Any, items: Sequence[Any], user: Optional[Mapping[str, Any]] = None) -> np.ndarray:
+        """Predicted (clipped) ratings of ``items``, in that order, for a user who gave ``ratings``."""
+        support, values = self._support(ratings)
+        cand = self._indices([str(i) for i in items], "items")
+        return self._predict([(self.catalog.user_row(user), support, values, cand)])[0]
+
+
+@dataclass
+class _TaskData:
+    """What ``pad_tasks`` and ``predict_tasks`` read from a data set: user rows (indexed by
+    Task.user), item rows and the rating range."""
+    user_x: np.ndarray
+    item_x: np.ndarray
+    rating_range: Tuple[float, float]
+
+
+# ------------------------------------------------------------------------------ loading
+def catalog_payload(bundle) -> Dict[str, Any]:
+    """The ``catalog`` entry of best.pt (train.save_model)."""
+    return Catalog.from_data(bundle.data, bundle.encoders).to_payload()
+
+
+def load_recommender(checkpoint, device: Optional[str] = None, backend: Optional[str] = None) -> ItemRecommender:
+    """An ItemRecommender from ``best.pt`` alone (no data set files read).
+
+    Checkpoints written before the catalogue was stored have none: use
+    ``load_run(path).recommender()`` for them (it re-reads the data)."""
+    from .algorithms import build_model
+    from .backends import get_backend
+    from .checkpoint import load_checkpoint
+    from .config import Config
+    from .train import DataBundle, Run
+
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.get("kind") != "model":
+        raise MamoError("this is a resume checkpoint (last.pt); recommend from the run's best.pt", path=str(checkpoint))
+    if "catalog" not in ckpt:
+        raise MamoError("checkpoint has no item catalogue (written before recommending was added); use "
+                        "ml.load_run(path).recommend(...), which re-reads the data set", path=str(checkpoint))
+    config = Config.from_dict(ckpt["config"], source=str(checkpoint))
+    if device is not None or backend is not None:
+        config = config.override("train", device=device, backend=backend)
+    catalog = Catalog.from_payload(ckpt["catalog"], path=str(checkpoint))
+    data = catalog.stub_dataset()
+    torch.manual_seed(0)   # the initial values are replaced by the checkpoint's
+    model, algorithm = build_model(ckpt["model_name"], config.model, data, 0.0)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise MamoError(f"checkpoint does not fit the model built from its config: {e}", path=str(checkpoint))
+    model.to(config.train.device)
+    model.eval()
+    run = Run(model, algorithm, get_backend(config.train.backend), config, ckpt["model_name"],
+              DataBundle(data, None, catalog.encoders, config))
+    return ItemRecommender(model, algorithm, run.backend, run.inner, catalog, ckpt["model_name"],
+                           config.train.device)

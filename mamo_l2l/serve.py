@@ -1,0 +1,138 @@
+"""The HTTP service: `mamo-l2l serve` (FastAPI + uvicorn, the optional ``serve`` extra).
+
+Endpoints (docs/serving.md): ``GET /`` the web page (mamo_l2l/web/index.html), ``GET /health``,
+``GET /items?q=...`` title search, ``POST /recommend``. Requests are bounded (MAX_* below, or
+``create_app`` arguments); invalid ones get a 4xx answer ``{"error": "..."}`` saying what is wrong.
+
+Read-only: the app holds one ``ItemRecommender``; a request only reads the model (evaluation
+path, ``training=False``, no memory writes) and model calls are serialised by its lock, so
+concurrent requests answer exactly as sequential ones would (tests/test_serve.py).
+"""
+# No ``from __future__ import annotations`` here: FastAPI reads the request models defined inside
+# create_app from the endpoint annotations, which must be real classes, not strings.
+from typing import Any, Dict, List, Optional, Union
+
+from .errors import MamoError
+
+#: ratings per request
+MAX_RATINGS = 500
+#: top-k per request
+MAX_K = 100
+#: title-search results per request
+MAX_SEARCH = 50
+#: request body size (bytes); larger bodies get 413
+MAX_BODY_BYTES = 256 * 1024
+#: characters in a title-search query
+MAX_QUERY_CHARS = 200
+
+_MISSING = ("the HTTP service needs FastAPI and uvicorn, which are not installed; "
+            "install them with: pip install 'mamo_l2l[serve]' (or pip install fastapi uvicorn)")
+
+
+def _fastapi():
+    try:
+        import fastapi  # noqa: F401
+        import pydantic  # noqa: F401
+    except ImportError:
+        raise MamoError(_MISSING) from None
+    return fastapi
+
+
+def page_html() -> str:
+    """The web page (a static file in the package)."""
+    from importlib import resources
+    return resources.files("mamo_l2l").joinpath("web/index.html").read_text(encoding="utf-8")
+
+
+def create_app(recommender, max_ratings: int = MAX_RATINGS, max_k: int = MAX_K, max_search: int = MAX_SEARCH,
+               max_body_bytes: int = MAX_BODY_BYTES):
+    """A FastAPI app serving ``recommender`` (an ``ItemRecommender``)."""
+    _fastapi()
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from pydantic import BaseModel, Field
+
+    catalog = recommender.catalog
+    catalog.index                      # built now, not lazily by concurrent requests
+    catalog.search("warm-up", 1)
+    lo, hi = recommender.rating_range
+
+    class RatingIn(BaseModel):
+        item_id: Union[str, int]
+        rating: float
+
+    class RecommendIn(BaseModel):
+        ratings: List[RatingIn] = Field(default_factory=list)
+        user: Optional[Dict[str, Optional[str]]] = None
+        k: int = 10
+        exclude_rated: bool = True
+
+    app = FastAPI(title="mamo_l2l recommendations", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.middleware("http")
+    async def bounded_body(request: Request, call_next):
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length")
+            if length is None:
+                return error(411, "a Content-Length header is required")
+            if not length.isdigit() or int(length) > max_body_bytes:
+                return error(413, f"request body too large (at most {max_body_bytes} bytes)")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
+        return error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(MamoError)
+    async def bad_input(request: Request, exc: MamoError):
+        return error(400, str(exc))
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page_html()
+
+    @app.get("/health")
+    def health() -> Dict[str, Any]:
+        return {"status": "ok", "model": recommender.model_name, "items": len(catalog),
+                "rating_range": [lo, hi],
+                "limits": {"max_ratings": max_ratings, "max_k": max_k, "max_search": max_search,
+                           "max_body_bytes": max_body_bytes, "max_query_chars": MAX_QUERY_CHARS}}
+
+    @app.get("/items")
+    def items(q: str = "", limit: int = 20) -> Dict[str, Any]:
+        if len(q) > MAX_QUERY_CHARS:
+            raise MamoError(f"q is too long ({len(q)} characters; at most {MAX_QUERY_CHARS})")
+        if not 1 <= limit <= max_search:
+            raise MamoError(f"limit must be between 1 and {max_search}, got {limit}")
+        return {"items": [{"item_id": i, "title": t} for i, t in catalog.search(q, limit)]}
+
+    @app.post("/recommend")
+    def recommend(body: RecommendIn) -> Dict[str, Any]:
+        if len(body.ratings) > max_ratings:
+            raise MamoError(f"too many ratings ({len(body.ratings)}; at most {max_ratings} per request)")
+        if not 1 <= body.k <= max_k:
+            raise MamoError(f"k must be between 1 and {max_k}, got {body.k}")
+        top = recommender.recommend([(str(r.item_id), r.rating) for r in body.ratings], user=body.user,
+                                    k=body.k, exclude_rated=body.exclude_rated)
+        return {"k": body.k, "items": [{"item_id": str(i), "title": str(t), "score": float(s)}
+                                       for i, t, s in zip(top["item_id"], top["title"], top["score"])]}
+
+    return app
+
+
+def serve(recommender, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **limits) -> None:
+    """Run the app with uvicorn until interrupted."""
+    app = create_app(recommender, **limits)
+    try:
+        import uvicorn
+    except ImportError:
+        raise MamoError(_MISSING) from None
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..data.types import PAD, FieldLayout
+from ..data.types import PAD, UNKNOWN, FieldLayout
 
 
 class FieldEmbedder(nn.Module):
@@ -24,6 +24,8 @@ class FieldEmbedder(nn.Module):
         for f, table in zip(self.layout, self.tables):
             if f.identity:  # unknown / never-trained ids must contribute nothing (data/identity.py)
                 nn.init.zeros_(table.weight)
+            with torch.no_grad():  # UNKNOWN starts at zero in every field (docs/data.md section 3)
+                table.weight[UNKNOWN].zero_()
 
     @property
     def out_dim(self) -> int:

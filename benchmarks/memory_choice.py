@@ -56,7 +56,7 @@ def main() -> None:
         rows = []
         for seed in seeds:
             cfg = ml.load_config().override("data", dataset=args.dataset, data_dir=args.data_dir)
-            cfg = cfg.override("model", name=args.model, **cand)
+            cfg = cfg.override("model", **dict(cand, name=args.model))
             cfg = cfg.override("train", seed=seed, epochs=args.epochs, **parse_candidate(args.train))
             bundle = ml.load_data(cfg, progress=False)
             started = time.perf_counter()

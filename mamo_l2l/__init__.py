@@ -16,6 +16,7 @@ _LAZY = {
     "load_data": "api", "fit": "api", "evaluate": "api", "load_run": "api", "results_table": "api",
     "write_metrics": "api", "register_model": "algorithms", "build_model": "algorithms",
     "load_recommender": "recommend", "ItemRecommender": "recommend",
+    "inspect_run": "diagnostics", "format_report": "diagnostics",
 }
 
 

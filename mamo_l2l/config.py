@@ -75,7 +75,7 @@ class ModelConfig:
     temperature: float = 1.0     # attention softmax temperature T
     memory_update: str = "competitive"  # competitive | interpolate | paper (docs/algorithm.md)
     memory_init: str = "kmeans"   # kmeans | random: how the memory keys M_P start (docs/algorithm.md)
-    preference_memory: str = "learned"  # learned | written: how M_UI changes (docs/algorithm.md)
+    preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):

@@ -41,6 +41,25 @@ def test_competitive_write_moves_only_the_top_slot_by_hand():
     assert mem.wins.tolist() == [0.0, 1.0]
 
 
+def test_competitive_batch_write_equals_writing_one_task_at_a_time():
+    gen = torch.Generator().manual_seed(3)
+    mem = MAMOMemory(3, 4, torch.nn.Linear(2, 2), 2, temperature=1.0, alpha=0.5, beta=0.1, gamma=0.2)
+    writes = [MemoryWrite(torch.softmax(torch.randn(3, generator=gen), 0), torch.randn(4, generator=gen),
+                          torch.randn(mem.user_bias.shape[1], generator=gen), torch.randn(2, 2, generator=gen),
+                          torch.randn(2, 2, generator=gen)) for _ in range(9)]
+    expected = {n: getattr(mem, n).clone() for n in ("profile", "user_bias", "preference")}
+    for w in writes:                        # the rule written out, one task at a time
+        k = int(w.attention.argmax())
+        expected["profile"][k] += 0.5 * (w.profile - expected["profile"][k])
+        expected["user_bias"][k] += 0.1 * (w.grad_user - expected["user_bias"][k])
+        expected["preference"][k] += 0.2 * (w.pref - w.pref_start)
+    assert len({int(w.attention.argmax()) for w in writes}) < len(writes)   # some slot won twice
+    mem.write(writes)
+    for name, value in expected.items():
+        assert torch.allclose(getattr(mem, name), value, atol=1e-6), name
+    assert mem.wins.sum() == 9
+
+
 def test_competitive_preference_write_does_not_pull_slots_together():
     # The same W' written to two slots' winners, with the read a mixture: under the interpolating
     # rule both slots move toward the one value (they merge); the competitive rule writes only the

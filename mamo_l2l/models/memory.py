@@ -108,24 +108,49 @@ class MAMOMemory(nn.Module):
         local change, v = M_UI[k*] + (W_pref' - W_pref^0), i.e. M_UI[k*] += gamma * (W_pref' - W_pref^0):
         writing W_pref' itself would pull every slot toward the attention-weighted mixture that
         was read, and over thousands of writes the slots merge even under a sharp attention
-        (measured; docs/algorithm.md).
+        (measured; docs/algorithm.md). The competitive writes of a batch are applied at once in
+        closed form (``_competitive``), equal to applying them one at a time in order.
         """
+        writes = list(writes)
+        if not writes:
+            return
+        if self.update == "competitive":
+            self._competitive(writes, preference)
+            return
         for w in writes:
-            if self.update == "competitive":
-                k = int(torch.argmax(w.attention))
-                self.wins[k] += 1
-                a = torch.zeros_like(w.attention).reshape(-1, 1)
-                a[k] = 1.0
-            else:
-                self.wins[int(torch.argmax(w.attention))] += 1
-                a = w.attention.reshape(-1, 1)
+            self.wins[int(torch.argmax(w.attention))] += 1
+            a = w.attention.reshape(-1, 1)
             self._blend(self.profile, a, w.profile.reshape(1, -1), self.alpha)
             self._blend(self.user_bias, a, w.grad_user.reshape(1, -1), self.beta)
             if preference and not self.learned_preference:
-                pref = w.pref
-                if self.update == "competitive" and w.pref_start is not None:
-                    pref = self.preference[k] + (w.pref - w.pref_start)
-                self._blend(self.preference, a.unsqueeze(-1), pref.unsqueeze(0), self.gamma)
+                self._blend(self.preference, a.unsqueeze(-1), w.pref.unsqueeze(0), self.gamma)
+
+    def _competitive(self, writes: Sequence[MemoryWrite], preference: bool) -> None:
+        """n sequential top-slot interpolations, vectorised. For a slot k won by tasks j_1 < ... < j_m
+        of the batch, writing v one at a time, M[k] <- M[k] + r (v - M[k]), ends at
+        (1 - r)^m M[k] + sum_i r (1 - r)^(m - i) v_{j_i}; the preference change is added, so
+        M_UI[k] ends at M_UI[k] + gamma * sum_i (W_pref' - W_pref^0)_{j_i}."""
+        k = self.slots
+        win = torch.stack([w.attention for w in writes]).argmax(-1)              # [n]
+        onehot = F.one_hot(win, k).to(self.profile.dtype)                       # [n, K]
+        count = onehot.sum(0)                                                     # [K]
+        self.wins += count.to(self.wins)
+        # how many later tasks of the batch win the same slot as task i
+        later = (onehot.flip(0).cumsum(0).flip(0) * onehot).sum(1) - 1.0        # [n]
+
+        def interpolate(memory: torch.Tensor, values: torch.Tensor, rate: float) -> None:
+            flat = memory.view(k, -1)
+            weight = rate * (1.0 - rate) ** later                                 # [n]
+            flat.mul_(((1.0 - rate) ** count).unsqueeze(-1))
+            flat.add_(onehot.T @ (weight.unsqueeze(-1) * values.reshape(len(writes), -1).to(flat)))
+
+        interpolate(self.profile, torch.stack([w.profile for w in writes]), self.alpha)
+        interpolate(self.user_bias, torch.stack([w.grad_user for w in writes]), self.beta)
+        if preference and not self.learned_preference:
+            if any(w.pref_start is None for w in writes):
+                raise ValueError("the competitive rule writes W_pref' - W_pref^0: MemoryWrite.pref_start is required")
+            change = torch.stack([(w.pref - w.pref_start).reshape(-1) for w in writes])   # [n, 4d^2]
+            self.preference.view(k, -1).add_(self.gamma * (onehot.T @ change.to(self.preference)))
 
     @torch.no_grad()
     def init_keys(self, profiles: torch.Tensor, seed: int, iterations: int = 20) -> None:

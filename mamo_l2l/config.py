@@ -72,7 +72,7 @@ class ModelConfig:
     beta: float = 0.05           # bias memory write rate
     gamma: float = 0.1           # preference memory write rate
     tau: float = 0.01            # scale of the bias term in the personalised start
-    temperature: float = 1.0     # attention softmax temperature T
+    temperature: float = 0.1     # attention softmax temperature T (docs/algorithm.md)
     memory_update: str = "competitive"  # competitive | interpolate | paper (docs/algorithm.md)
     memory_init: str = "kmeans"   # kmeans | random: how the memory keys M_P start (docs/algorithm.md)
     preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)

@@ -164,7 +164,7 @@ def test_the_old_interpolating_rule_collapses_the_same_run(ml100k_raw_dir, tmp_p
     # merge within these 6 epochs (the value slots follow later), the attention becomes uniform
     # and every user reads (nearly) the same start.
     run = _train(ml100k_raw_dir, tmp_path, memory_update="interpolate", memory_init="random",
-                 preference_memory="written")
+                 preference_memory="written", temperature=1.0)
     report = inspect_run(run)
     assert report["memories"]["profile"]["slot_distance_min_ratio"] < 0.1
     for group in ("train", "test"):

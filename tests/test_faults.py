@@ -303,3 +303,42 @@ def test_an_unimportable_plugin_is_a_clear_error(tmp_path):
     res = CliRunner().invoke(app, ["train", "--plugin", "no_such_module_here", "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "cannot import plugin module 'no_such_module_here'" in res.output
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ 5. every reader, every file: field counts
+FILES = [("ml-100k-raw", n, "\t" if n == "u.data" else "|") for n in ("u.data", "u.user", "u.item")] + \
+        [("ml-1m-raw", n, "::") for n in ("ratings.dat", "users.dat", "movies.dat")] + \
+        [("atomic", n, "\t") for n in ("tiny.inter", "tiny.user", "tiny.item")] + \
+        [("book-crossing", n, ";") for n in ("BX-Book-Ratings.csv", "BX-Users.csv", "BX-Books.csv")]
+
+
+@pytest.mark.parametrize("fmt, name, sep", FILES)
+@pytest.mark.parametrize("change", ["short", "long"])
+def test_every_reader_rejects_a_line_with_too_few_or_too_many_fields(tmp_path, format_dirs, fmt, name, sep, change):
+    import shutil
+
+    from mamo_l2l.data.readers import read_folder
+    folder = Path(shutil.copytree(format_dirs[fmt], tmp_path / fmt))
+    path = folder / name
+    encoding = "utf-8" if fmt == "atomic" else "latin-1"
+    lines = path.read_text(encoding=encoding).rstrip("\n").split("\n")
+    parts = lines[-1].split(sep)
+    bad = sep.join(parts[:-1] if change == "short" else parts + [parts[-1]])
+    path.write_text("\n".join(lines + [bad]) + "\n", encoding=encoding)
+    with pytest.raises(MamoError) as e:
+        read_folder(folder)
+    assert e.value.path == str(path) and e.value.line == len(lines) + 1, str(e.value)
+    assert "fields" in e.value.reason
+
+
+@pytest.mark.parametrize("side", ["user", "item"])
+def test_an_atomic_folder_without_a_side_file_trains(tmp_path, atomic_dir, side):
+    import shutil
+    folder = Path(shutil.copytree(atomic_dir, tmp_path / "data"))
+    (folder / f"tiny.{side}").unlink()
+    res = CliRunner().invoke(app, ["train", "--dataset", "tiny", "--data-dir", str(folder), "--epochs", "1",
+                                   "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "c"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    scored = [v for v in m["scenarios"].values() if v["users"] > 0]   # no item years: no new items
+    assert scored and all(0 < v["mae"] < 5 for v in scored)

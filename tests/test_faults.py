@@ -336,9 +336,28 @@ def test_an_atomic_folder_without_a_side_file_trains(tmp_path, atomic_dir, side)
     import shutil
     folder = Path(shutil.copytree(atomic_dir, tmp_path / "data"))
     (folder / f"tiny.{side}").unlink()
+    cfg = tmp_path / "c.yaml"    # without the item identity field the item layout has no field at all
+    cfg.write_text("data:\n  item_id_feature: false\n")
     res = CliRunner().invoke(app, ["train", "--dataset", "tiny", "--data-dir", str(folder), "--epochs", "1",
-                                   "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "c"), "--quiet"])
+                                   "--config", str(cfg), "--out", str(tmp_path / "run"),
+                                   "--cache-dir", str(tmp_path / "c"), "--quiet"])
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     scored = [v for v in m["scenarios"].values() if v["users"] > 0]   # no item years: no new items
     assert scored and all(0 < v["mae"] < 5 for v in scored)
+
+
+def test_models_from_the_entry_point_group_are_found(tmp_path, monkeypatch):
+    from mamo_l2l import plugins
+    from mamo_l2l.algorithms import MODELS, require_models
+    (tmp_path / "ep_models.py").write_text(PLUGIN.replace("tiny-plugin-model", "entry-point-model"))
+    dist = tmp_path / "ep_models-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-models\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[mamo_l2l.models]\nentry-point-model = ep_models\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+    monkeypatch.delitem(MODELS, "entry-point-model", raising=False)
+    require_models("entry-point-model")
+    assert "entry-point-model" in MODELS
+    MODELS.pop("entry-point-model")

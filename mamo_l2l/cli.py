@@ -279,9 +279,17 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     check_device(cfg.train.device)
     out = out_dir or f"results/{cfg.data.dataset}"
     command = "mamo-l2l " + shlex.join(click.get_current_context().meta.get("mamo_l2l.argv", sys.argv[1:]))
+    from .faults import TrainingInterrupted, graceful_stop
     click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}", err=True)
-    comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
-                       log=lambda line: click.echo(line, err=True), paired_with=paired_with)
+    try:
+        with graceful_stop():
+            comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
+                               log=lambda line: click.echo(line, err=True), paired_with=paired_with)
+    except TrainingInterrupted as e:   # the run in progress saved its last.pt (docs/operations.md)
+        import signal
+        click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch} of the run in {e.out_dir}; "
+                   "the same compare command continues (finished runs are reused, this one resumes)", err=True)
+        sys.exit(e.exit_code)
     click.echo(f"see {out}/results.md")
 
 

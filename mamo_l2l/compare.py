@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -38,6 +39,11 @@ PLOT_HINT = ("matplotlib is not installed, so no chart was drawn (the tables are
 
 
 # ------------------------------------------------------------------ runs
+def _log(line: str) -> None:
+    """The default ``log``: the logger "mamo_l2l" (quiet from Python unless configured; docs/operations.md)."""
+    logging.getLogger("mamo_l2l").info(line)
+
+
 def run_dir(out_dir, model: str, seed: int) -> Path:
     return Path(out_dir) / "runs" / f"{model}-seed{seed}"
 
@@ -94,7 +100,7 @@ def _resumable(folder: Path, config: Config, fingerprint: str) -> bool:
 
 
 def train_or_reuse(bundle, config: Config, folder: Path, progress: bool = True,
-                   log: Callable[[str], None] = print) -> tuple:
+                   log: Callable[[str], None] = _log) -> tuple:
     """(metrics, reused) for one run: reuse ``folder``'s metrics.json when it matches, else train
     (continuing from last.pt when the folder's config.yaml matches) and evaluate."""
     import yaml
@@ -125,7 +131,7 @@ def _duration(seconds: float) -> str:
 
 def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
             command: Optional[str] = None, progress: bool = True,
-            log: Callable[[str], None] = print, paired_with: Optional[str] = None) -> Dict[str, Any]:
+            log: Callable[[str], None] = _log, paired_with: Optional[str] = None) -> Dict[str, Any]:
     """Train or reuse ``models`` x seeds 0..seeds-1 under ``config`` (its model name and seed are
     set per run), write the result files into ``out_dir`` and return the results.json content.
     ``paired_with`` (default: the first model) is compared seed by seed with each other model
@@ -445,7 +451,7 @@ def plot_mae(results: Dict[str, Any], path: Path) -> bool:
     return True
 
 
-def write_results(results: Dict[str, Any], out_dir, log: Callable[[str], None] = print) -> List[Path]:
+def write_results(results: Dict[str, Any], out_dir, log: Callable[[str], None] = _log) -> List[Path]:
     """results.md, results.csv, results.json (and mae.png when matplotlib is there) in ``out_dir``."""
     out_dir = Path(out_dir)
     paths = [out_dir / "results.md", out_dir / "results.csv", out_dir / "results.json"]

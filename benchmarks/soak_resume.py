@@ -54,6 +54,14 @@ def run_until(cmd, kill_after, env):
     return child.returncode, killed
 
 
+def saved_epoch(out: Path) -> str:
+    """The epoch last.pt holds now ("none" before the first checkpoint)."""
+    import torch
+    if not (out / "last.pt").is_file():
+        return "none"
+    return str(torch.load(out / "last.pt", map_location="cpu", weights_only=True)["state"]["epoch"])
+
+
 def same_best(a: Path, b: Path) -> bool:
     import torch
     x = torch.load(a, map_location="cpu", weights_only=True)["state_dict"]
@@ -91,11 +99,13 @@ def main() -> int:
     identical = 0
     for k in range(1, args.n + 1):
         out = work / f"cycle{k:03d}"
-        kills, starts = 0, 0
+        kills, starts, stops = 0, 0, []
         kill_at = rng.uniform(0.05, 1.0) * duration
         rc, killed = run_until(train_cmd(args, out), kill_at, env)
         starts += 1
         kills += killed
+        if rc != 0:
+            stops.append(f"exit {rc} at epoch {saved_epoch(out)}")
         while rc != 0:
             if starts > 20:
                 break
@@ -105,9 +115,11 @@ def main() -> int:
             rc, killed = run_until(train_cmd(args, out, resume=resume), kill_at, env)
             starts += 1
             kills += killed
+            if rc != 0:
+                stops.append(f"exit {rc} at epoch {saved_epoch(out)}")
         ok = rc == 0 and same_best(ref / "best.pt", out / "best.pt")
         identical += ok
-        print(f"cycle {k:>3}: {kills} SIGTERM(s), {starts} start(s), "
+        print(f"cycle {k:>3}: {kills} SIGTERM(s), {starts} start(s) [{'; '.join(stops)}], "
               f"{'identical' if ok else 'DIFFERENT' if rc == 0 else f'failed (exit {rc})'}", flush=True)
     print(f"{identical}/{args.n} resumed runs identical to the uninterrupted run (work folder {work})")
     return 0 if identical == args.n else 1

@@ -12,13 +12,35 @@ from .data.types import SCENARIOS
 from .errors import MamoError
 from .scoring import evaluate_references, evaluate_scenarios, format_table
 from .plugins import loaded_plugins
+from .progress import log
 from .runfiles import write_text_atomic
 from .runid import code_identity
 from .train import DataBundle, Run, build_run, check_compatible, check_device, fit, load_data, peak_memory_mib
 
 
-def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = False) -> Dict[str, Any]:
-    """Score a run on the test scenarios, with the references beside it (the metrics.json content)."""
+def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> None:
+    """Catalogue ranking (mamo_l2l/catalogue.py) into ``results[s]["catalogue"]`` and
+    ``references[name][s]["catalogue"]`` (name: global_mean, item_mean, popularity)."""
+    from .catalogue import candidate_items, catalogue_metrics, reference_catalogue, relevant_threshold
+    splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
+    threshold = relevant_threshold(run.config.data.relevant_rating, data.rating_range)
+    candidates = candidate_items(data, splits, run.config.data)
+    for s in scenarios:
+        results[s]["catalogue"] = catalogue_metrics(run.model, run.algorithm, run.backend, splits.test[s],
+                                                    candidates[s], data, run.inner, threshold, t.device)
+        if progress:
+            c = results[s]["catalogue"]
+            log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
+                     f"NDCG@10 {c['ndcg@10']:.4f}")
+    for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios).items():
+        for s in scenarios:
+            references.setdefault(name, {}).setdefault(s, {})["catalogue"] = per[s]
+
+
+def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = False,
+             catalogue: bool = True) -> Dict[str, Any]:
+    """Score a run on the test scenarios, with the references beside it (the metrics.json content);
+    ``catalogue`` adds the catalogue ranking (docs/algorithm.md, Metrics)."""
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         raise MamoError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
@@ -27,14 +49,19 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
     results = evaluate_scenarios(run.model, run.algorithm, run.backend, splits, data, run.inner,
                                  scenarios, t.device, progress=progress)
     seconds = time.perf_counter() - started
+    references = evaluate_references(splits, data, scenarios)
+    started = time.perf_counter()
+    if catalogue:
+        _add_catalogue(run, scenarios, results, references, progress)
+    catalogue_seconds = time.perf_counter() - started
     n_tasks = sum(len(splits.test[s]) for s in scenarios)
     timing = dict(run.timing, eval_seconds=seconds, eval_tasks_per_s=n_tasks / max(seconds, 1e-9),
-                  peak_memory_mib=peak_memory_mib())
+                  catalogue_seconds=catalogue_seconds, peak_memory_mib=peak_memory_mib())
     return {
         "model": run.model_name, "dataset": run.config.data.dataset, "backend": t.backend, "seed": t.seed,
         "data_fingerprint": data.fingerprint, "local_steps_at_evaluation": run.inner.steps,
         "warm_eval": run.config.data.warm_eval, "best_epoch": run.best_epoch,
-        "scenarios": results, "references": evaluate_references(splits, data, scenarios),
+        "scenarios": results, "references": references,
         "counts": splits.counts, "history": run.history, "timing": timing,
         "config": run.config.to_dict(), "versions": library_versions(),
         "plugins": loaded_plugins(run.model_name), **code_identity(run.model_name),   # mamo_l2l/runid.py

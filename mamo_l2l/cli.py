@@ -214,7 +214,8 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
     tm = metrics["timing"]
     click.echo(f"\nbest epoch {run.best_epoch}; train {tm['train_seconds']:.1f}s "
                f"({tm['train_tasks_per_s']:.0f} tasks/s), evaluation {tm['eval_seconds']:.1f}s "
-               f"({tm['eval_tasks_per_s']:.0f} tasks/s), peak memory {tm['peak_memory_mib']:.0f} MiB")
+               f"({tm['eval_tasks_per_s']:.0f} tasks/s), catalogue ranking {tm.get('catalogue_seconds', 0.0):.1f}s, "
+               f"peak memory {tm['peak_memory_mib']:.0f} MiB")
     click.echo(f"saved {out / 'best.pt'}, {out / 'metrics.json'}, {out / 'results.txt'}")
 
 

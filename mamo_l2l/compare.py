@@ -29,11 +29,26 @@ import numpy as np
 from .config import Config
 from .data.types import SCENARIOS
 from .errors import MamoError
-from .metrics import NDCG_KS
+from .metrics import CATALOGUE_METRICS, NDCG_KS
 
-METRICS = ("mae", "rmse") + tuple(f"ndcg@{k}" for k in NDCG_KS)
-LOWER_IS_BETTER = {"mae": True, "rmse": True, **{f"ndcg@{k}": False for k in NDCG_KS}}
-LABELS = {"mae": "MAE", "rmse": "RMSE", **{f"ndcg@{k}": f"nDCG@{k}" for k in NDCG_KS}}
+# catalogue metrics (docs/algorithm.md, Metrics) come from scenarios[s]["catalogue"][...]
+CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS)
+METRICS = ("mae", "rmse") + tuple(f"ndcg@{k}" for k in NDCG_KS) + CATALOGUE
+LOWER_IS_BETTER = {"mae": True, "rmse": True, **{f"ndcg@{k}": False for k in NDCG_KS},
+                   **{m: False for m in CATALOGUE}}
+LABELS = {"mae": "MAE", "rmse": "RMSE", **{f"ndcg@{k}": f"nDCG@{k}" for k in NDCG_KS},
+          **{f"catalogue_{m}": f"cat. {m.replace('recall', 'Recall').replace('ndcg', 'NDCG').replace('hit', 'Hit')}"
+             for m in CATALOGUE_METRICS}}
+
+
+def metric_value(scenario_metrics: Optional[Dict[str, Any]], metric: str) -> float:
+    """One metric of a run's scenario entry; NaN when absent (e.g. a run evaluated before catalogue
+    ranking existed)."""
+    if not scenario_metrics:
+        return float("nan")
+    if metric.startswith("catalogue_"):
+        return float(scenario_metrics.get("catalogue", {}).get(metric[len("catalogue_"):], float("nan")))
+    return float(scenario_metrics.get(metric, float("nan")))
 PLOT_HINT = ("matplotlib is not installed, so no chart was drawn (the tables are written); "
              "`pip install matplotlib` or `EXTRAS=test,plot bash scripts/install.sh` gets it")
 
@@ -217,7 +232,7 @@ def aggregate(per_run: Dict[str, Dict[int, Dict[str, Any]]], models: Sequence[st
         table[m] = {}
         for scen in scenarios:
             runs = [per_run[m][k]["scenarios"].get(scen) for k in seeds]
-            cell = {metric: _stats([r[metric] if r else float("nan") for r in runs]) for metric in METRICS}
+            cell = {metric: _stats([metric_value(r, metric) for r in runs]) for metric in METRICS}
             cell["users"] = [int(r["users"]) if r else 0 for r in runs]
             cell["ratings"] = [int(r["ratings"]) if r else 0 for r in runs]
             table[m][scen] = cell
@@ -342,6 +357,12 @@ def format_markdown(results: Dict[str, Any]) -> str:
               "| --- |" + " ---: |" * len(scenarios)]
     for m in models:
         lines.append(f"| {m} | " + " | ".join(_fmt(table[m][s]["ndcg@3"]) for s in scenarios) + " |")
+    lines += ["", "## Catalogue NDCG@10 per scenario", "",
+              "All candidate items not in the user's support set ranked; relevant = query items rated at "
+              "least `data.relevant_rating` (docs/algorithm.md, Metrics).", "",
+              "| model | " + " | ".join(scenarios) + " |", "| --- |" + " ---: |" * len(scenarios)]
+    for m in models:
+        lines.append(f"| {m} | " + " | ".join(_fmt(table[m][s]["catalogue_ndcg@10"]) for s in scenarios) + " |")
     for scen in scenarios:
         users = table[models[0]][scen]["users"]
         ratings = table[models[0]][scen]["ratings"]

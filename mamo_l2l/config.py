@@ -34,6 +34,7 @@ class DataConfig:
     over_max: str = "sample"                # sample | drop
     n_query: int = 10
     warm_eval: str = "heldout"              # heldout | seen
+    relevant_rating: Optional[float] = None  # catalogue ranking: relevant = rating >= this; null = lo + 0.75 (hi - lo)
 
     def validate(self) -> None:
         _choice("data.item_state", self.item_state, ("year", "first_seen"))
@@ -46,6 +47,9 @@ class DataConfig:
                 raise MamoError(f"config key data.{key} must be in [0, 1], got {v}")
         if self.min_ratings < 1 or self.max_ratings < self.min_ratings:
             raise MamoError("config keys data.min_ratings/max_ratings need 1 <= min_ratings <= max_ratings")
+        if self.relevant_rating is not None and (isinstance(self.relevant_rating, bool)
+                                                 or not isinstance(self.relevant_rating, (int, float))):
+            raise MamoError(f"config key data.relevant_rating must be a number or null, got {self.relevant_rating!r}")
         if not 1 <= self.n_query < self.min_ratings:
             raise MamoError("config key data.n_query must be >= 1 and < data.min_ratings "
                             "(every task needs a support set)")
@@ -54,6 +58,7 @@ class DataConfig:
         """The fields that change the protocol's output (for cache keys and fingerprints)."""
         d = asdict(self)
         d.pop("data_dir")
+        d.pop("relevant_rating")   # a metric setting: the processed data do not depend on it
         return d
 
 
@@ -88,6 +93,10 @@ class ModelConfig:
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
 
 
+#: train.select_metric values and whether lower is better
+SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False}
+
+
 @dataclass
 class TrainConfig:
     """Inner and outer loop (MAMO.md sections 6-7, 9)."""
@@ -101,7 +110,7 @@ class TrainConfig:
     batch_size: int = 256         # ratings per step of the supervised trainer (supervised models)
     epochs: int = 30
     patience: int = 5             # epochs without validation improvement before stopping
-    select_metric: str = "mae"    # validation metric for early stopping (lower is better)
+    select_metric: str = "mae"    # validation metric for early stopping: mae, rmse (lower is better), ndcg@3 (higher)
     seed: int = 0
     device: str = "cpu"
     threads: int = 0              # CPU intra-op threads; 0 = auto (1 for l2l/higher, all for func)
@@ -110,7 +119,7 @@ class TrainConfig:
     def validate(self) -> None:
         _choice("train.backend", self.backend, ("l2l", "higher", "func"))
         _choice("train.outer_optimizer", self.outer_optimizer, ("adam", "sgd"))
-        _choice("train.select_metric", self.select_metric, ("mae", "rmse"))
+        _choice("train.select_metric", self.select_metric, SELECT_METRICS)
         if self.local_steps < 0:
             raise MamoError("config key train.local_steps must be >= 0")
         if self.threads < 0:

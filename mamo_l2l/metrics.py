@@ -1,32 +1,67 @@
-"""Per-scenario metrics (PROTOCOL.md): MAE, RMSE over all query ratings; nDCG@k averaged over users.
+"""Per-scenario metrics (docs/algorithm.md, Metrics): MAE, RMSE over all query ratings; nDCG@k
+averaged over users; the catalogue-ranking metrics Recall@K, NDCG@K and Hit@K.
 
-Ties in the predicted ranking are broken by the query position (stable sort on the negated
-prediction): the earlier query entry ranks first. Query order is fixed by the protocol's seed,
-so the result is deterministic.
+Ties in a predicted ranking are not broken by position: every ranking metric is its exact
+expected value when tied predictions are put in a uniformly random order. Under that order each
+item of a tied group is equally likely at each of the group's positions, so (by linearity) the
+expected DCG gives each of those positions the group's mean gain. Query order (and item index
+order) therefore never changes a metric.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+import math
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
 NDCG_KS = (1, 3, 5)
+CATALOGUE_K = 10
+CATALOGUE_METRICS = (f"recall@{CATALOGUE_K}", f"ndcg@{CATALOGUE_K}", f"hit@{CATALOGUE_K}")
+
+
+def _discounts(n: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, n + 2))
 
 
 def dcg_at_k(relevance_in_rank_order: np.ndarray, k: int) -> float:
     """sum_{r<=k} (2^rel_r - 1) / log2(r + 1) for ranks r = 1..k."""
     rel = np.asarray(relevance_in_rank_order, dtype=np.float64)[:k]
-    return float(((2.0 ** rel - 1.0) / np.log2(np.arange(2, rel.size + 2))).sum())
+    return float(((2.0 ** rel - 1.0) * _discounts(rel.size)).sum())
+
+
+def _tie_groups(scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, group starts, group sizes): ``order`` sorts by descending score; equal scores form
+    one group (their relative order in ``order`` is irrelevant to every caller)."""
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if s.size else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, s.size])
+    return order, starts, sizes
+
+
+def expected_dcg(scores: np.ndarray, gains: np.ndarray, k: int) -> float:
+    """E[sum_{r<=k} gain_r / log2(r + 1)] when ties in ``scores`` are ordered uniformly at random."""
+    scores = np.asarray(scores, dtype=np.float64)
+    gains = np.asarray(gains, dtype=np.float64)
+    order, starts, sizes = _tie_groups(scores)
+    g = gains[order]
+    disc = _discounts(min(k, scores.size))
+    total = 0.0
+    for a, n in zip(starts, sizes):
+        if a >= k:
+            break
+        total += g[a:a + n].mean() * disc[a:min(a + n, k)].sum()
+    return float(total)
 
 
 def ndcg_at_k(pred: np.ndarray, true: np.ndarray, k: int) -> float:
-    """nDCG@k of one user's query set (1.0 when every true rating's gain is 0: nothing to rank)."""
-    order = np.argsort(-np.asarray(pred, dtype=np.float64), kind="stable")
-    ideal = np.sort(np.asarray(true, dtype=np.float64))[::-1]
-    idcg = dcg_at_k(ideal, k)
+    """nDCG@k of one user's query set, gain 2^rating - 1, expected over random orders of tied
+    predictions (1.0 when every true rating's gain is 0: nothing to rank)."""
+    true = np.asarray(true, dtype=np.float64)
+    idcg = dcg_at_k(np.sort(true)[::-1], k)
     if idcg == 0.0:
         return 1.0
-    return dcg_at_k(np.asarray(true)[order], k) / idcg
+    return expected_dcg(np.asarray(pred, dtype=np.float64), 2.0 ** true - 1.0, k) / idcg
 
 
 def scenario_metrics(preds: Sequence[np.ndarray], trues: Sequence[np.ndarray]) -> Dict[str, float]:
@@ -45,3 +80,44 @@ def scenario_metrics(preds: Sequence[np.ndarray], trues: Sequence[np.ndarray]) -
     out["users"] = len(preds)
     out["ratings"] = int(t.size)
     return out
+
+
+# ------------------------------------------------------------------ catalogue ranking
+def catalogue_user_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant: int,
+                           k: int = CATALOGUE_K) -> Tuple[float, float, float]:
+    """(Recall@k, NDCG@k, Hit@k) of one user's ranking of a candidate list, each the exact
+    expectation over random orders of tied scores.
+
+    scores: float [C] candidate scores (-inf = not rankable, e.g. a support item);
+    relevant: bool [C]; n_relevant: the user's relevant items in all (>= relevant.sum(): a relevant
+    item that is not a candidate counts in the denominators and can never be retrieved).
+    Recall = retrieved relevant / n_relevant; NDCG with binary gain, ideal = min(n_relevant, k)
+    hits; Hit = P(at least one relevant item in the top k).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=bool)
+    if n_relevant < 1:
+        raise ValueError("catalogue metrics need at least one relevant item")
+    finite = np.isfinite(scores)
+    scores, relevant = scores[finite], relevant[finite]
+    if scores.size > k:   # only the items at or above the k-th largest score can reach the top k
+        kth = np.partition(scores, scores.size - k)[scores.size - k]
+        top = scores >= kth
+        scores, relevant = scores[top], relevant[top]
+    order, starts, sizes = _tie_groups(scores)
+    rel = relevant[order].astype(np.float64)
+    disc = _discounts(min(k, scores.size))
+    dcg = found = 0.0
+    miss = 1.0    # P(no relevant item in the top k)
+    for a, n in zip(starts, sizes):
+        if a >= k:
+            break
+        slots = min(a + n, k) - a
+        r = rel[a:a + n].sum()
+        dcg += r / n * disc[a:a + slots].sum()
+        found += r * slots / n
+        # P(none of the r relevant of n tied items lands in the `slots` top positions)
+        if r > 0:
+            miss *= math.comb(int(n - r), slots) / math.comb(int(n), slots)
+    idcg = _discounts(min(n_relevant, k)).sum()
+    return found / n_relevant, float(dcg / idcg), 1.0 - miss

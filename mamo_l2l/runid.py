@@ -34,7 +34,7 @@ RESUME_MAY_CHANGE: Tuple[str, ...] = ("train.epochs", "train.patience")
 _PACKAGE = Path(__file__).resolve().parent
 # the source files whose change changes a trained model's result
 _CODE = ("models", "algorithms", "backends", "train.py", "supervised.py", "scoring.py", "metrics.py",
-         "data/batching.py")
+         "catalogue.py", "references.py", "data/batching.py")
 
 
 def comparable_config(config: Dict[str, Any], allow: Iterable[str] = ()) -> Dict[str, Dict[str, Any]]:

@@ -20,9 +20,12 @@ from .references import reference_predictions
 
 
 def predict_tasks(model, algorithm: Algorithm, backend: Backend, tasks: Sequence[Task], data: EncodedDataset,
-                  inner: InnerLoop, device: str = "cpu") -> List[np.ndarray]:
-    """Per task, the clipped predicted query ratings (numpy, in the task's query order)."""
+                  inner: InnerLoop, device: str = "cpu", clip: bool = True) -> List[np.ndarray]:
+    """Per task, the predicted query ratings (numpy, in the task's query order), clipped to the
+    rating range unless ``clip=False`` (catalogue ranking ranks unclipped scores)."""
     lo, hi = data.rating_range
+    if not clip:
+        lo, hi = -np.inf, np.inf
     direct = getattr(algorithm, "predict_direct", None)
     if direct is not None:  # a model that predicts without a backend (e.g. item-mean)
         return [np.clip(np.asarray(p, dtype=np.float64), lo, hi) for p in direct(tasks)]
@@ -33,7 +36,7 @@ def predict_tasks(model, algorithm: Algorithm, backend: Backend, tasks: Sequence
         for group in chunks(tasks, backend.eval_chunk):
             batch = pad_tasks(group, data).to(device)
             res = backend.run_batch(model, algorithm, batch, inner, training=False)
-            pred = res.query_pred.clamp(lo, hi).cpu().numpy()
+            pred = res.query_pred.cpu().numpy().clip(lo, hi)
             for k, t in enumerate(group):
                 out.append(pred[k, :len(t.query_items)].astype(np.float64))
     finally:
@@ -85,9 +88,33 @@ def format_table(model_name: str, scenarios: Dict[str, Dict[str, float]],
     for scen, m in scenarios.items():
         rows = [(model_name, m)]
         for ref_name, ref in (references or {}).items():
-            if scen in ref:
+            if scen in ref and "mae" in ref[scen]:
                 rows.append((ref_name, ref[scen]))
         for k, (name, r) in enumerate(rows):
             lines.append(f"{scen if k == 0 else '':<15} {name:<24} {r['users']:>6} {r['ratings']:>8} "
                          + " ".join(f"{r[c]:>7.4f}" for c in cols))
+    if any("catalogue" in m for m in scenarios.values()):
+        lines += ["", _catalogue_block(model_name, scenarios, references or {})]
+    return "\n".join(lines)
+
+
+def _catalogue_block(model_name: str, scenarios, references) -> str:
+    """The catalogue-ranking rows (docs/algorithm.md, Metrics): users scored, candidates, @10 metrics."""
+    from .metrics import CATALOGUE_METRICS
+    threshold = next((m["catalogue"]["relevant_rating"] for m in scenarios.values() if "catalogue" in m), None)
+    head = (f"{'catalogue':<15} {'model':<24} {'users':>6} {'items':>8} "
+            + " ".join(f"{c.replace('ndcg', 'NDCG').replace('recall', 'Recall').replace('hit', 'Hit'):>9}"
+                       for c in CATALOGUE_METRICS))
+    lines = [f"catalogue ranking: all candidate items not in the support set; relevant = query rating >= {threshold:g}",
+             head, "-" * len(head)]
+    for scen, m in scenarios.items():
+        if "catalogue" not in m:
+            continue
+        rows = [(model_name, m["catalogue"])]
+        for ref_name, ref in references.items():
+            if "catalogue" in ref.get(scen, {}):
+                rows.append((ref_name, ref[scen]["catalogue"]))
+        for k, (name, r) in enumerate(rows):
+            lines.append(f"{scen if k == 0 else '':<15} {name:<24} {r['users']:>6} {r['candidates']:>8} "
+                         + " ".join(f"{r[c]:>9.4f}" for c in CATALOGUE_METRICS))
     return "\n".join(lines)

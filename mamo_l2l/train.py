@@ -18,7 +18,7 @@ from .algorithms.baselines import trainer_of
 from .backends import get_backend
 from .backends.base import Backend, InnerLoop
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config
+from .config import SELECT_METRICS, Config
 from .data.batching import MetaBatchSampler, pad_tasks, task_ratings
 from .data.types import EncodedDataset, Splits
 from .errors import MamoError
@@ -265,7 +265,8 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
         if valid_tasks and epoch % t.eval_every == 0:
             v = score_tasks(model, algorithm, backend, valid_tasks, bundle.data, run.inner, t.device)
             record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
-            score = v[t.select_metric]
+            # the selection score is always "lower is better": higher-is-better metrics are negated
+            score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]
             if score < state["best_score"]:
                 state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
                              best_state=copy.deepcopy(model.state_dict()))

@@ -110,3 +110,14 @@ def test_unknown_model_fails_before_training(tmp_path, ml100k_raw_dir):
                                    "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
     assert res.exit_code == 1 and "unknown model(s) nope" in res.output
     assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_catalogue_metrics_are_aggregated(compared):
+    out, _, _ = compared
+    res = json.loads((out / "results.json").read_text())
+    a = _run_metrics(out, "melu", 0)["scenarios"]["warm"]["catalogue"]["ndcg@10"]
+    b = _run_metrics(out, "melu", 1)["scenarios"]["warm"]["catalogue"]["ndcg@10"]
+    assert res["results"]["melu"]["warm"]["catalogue_ndcg@10"]["mean"] == pytest.approx((a + b) / 2)
+    rows = {(r["model"], r["scenario"]): r for r in csv.DictReader(open(out / "results.csv"))}
+    assert float(rows[("melu", "warm")]["catalogue_ndcg@10_mean"]) == pytest.approx((a + b) / 2)
+    assert "Catalogue NDCG@10 per scenario" in (out / "results.md").read_text()

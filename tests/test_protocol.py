@@ -231,3 +231,13 @@ def test_no_years_means_no_new_items():
     assert s.item_year_cutoff is None
     assert s.counts["partition"]["item_cold"] == s.counts["partition"]["user_item_cold"] == 0
     assert s.test["item_cold"] == [] and s.counts["scenarios"]["item_cold"] == {"users": 0, "items": 0, "ratings": 0}
+
+
+def test_task_order_is_seeded_not_by_item_index(data):
+    """Support and query items are listed in a seeded random order, not ascending item index
+    (an item order that correlates with ratings biased tie-breaks, docs/data.md step 7)."""
+    s = build_splits(data, DataConfig(), seed=0)
+    tasks = s.train + [t for scen in s.test.values() for t in scen]
+    sorted_q = [bool((np.diff(t.query_items) > 0).all()) for t in tasks]
+    sorted_s = [bool((np.diff(t.support_items) > 0).all()) for t in tasks]
+    assert np.mean(sorted_q) < 0.1 and np.mean(sorted_s) < 0.1

@@ -126,3 +126,16 @@ def test_cuda_request_without_gpu_is_a_clear_error():
     cfg = _config(epochs=1, device="cuda")
     with pytest.raises(MamoError, match="no CUDA device"):
         fit(synthetic.bundle(cfg), cfg, progress=False)
+
+
+def test_select_metric_ndcg_keeps_the_highest_validation_ndcg():
+    import numpy as np
+    import synthetic
+    from mamo_l2l.train import fit
+    cfg = synthetic.small_config(epochs=4, patience=10, select_metric="ndcg@3")
+    run = fit(synthetic.bundle(cfg), cfg, model_name="maml", progress=False)
+    ndcg = [h["valid_ndcg@3"] for h in run.history]
+    assert run.best_epoch == 1 + int(np.argmax(ndcg))
+    cfg = synthetic.small_config(epochs=4, patience=10, select_metric="mae")
+    run = fit(synthetic.bundle(cfg), cfg, model_name="maml", progress=False)
+    assert run.best_epoch == 1 + int(np.argmin([h["valid_mae"] for h in run.history]))

@@ -50,6 +50,29 @@ class Backend:
               support_loss: Callable[[Callable], torch.Tensor], inner: InnerLoop, second_order: bool) -> Adapted:
         raise NotImplementedError
 
+    def score_items(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
+                    item_x: torch.Tensor, chunk: int) -> torch.Tensor:
+        """Catalogue scoring: adapt every task of the batch exactly as evaluation does (the
+        algorithm's start, ``inner.steps`` first-order steps on the support set, nothing written)
+        and score the same items ``item_x`` [C, S_i] for every task, ``chunk`` items at a time.
+        Returns unclipped scores [B, C] (detached); the batch's query sets are not used."""
+        out = []
+        for b in range(len(batch)):
+            task = batch.task(b)
+            user_x, sx, sy, sm = task.user_x[0], task.support_x[0], task.support_y[0], task.support_mask[0]
+            p_u = model.user_embedder(user_x)
+            p_s = model.item_embedder(sx)
+            overrides, _ = algorithm.start(p_u)
+
+            def support_loss(learner, p_u=p_u, p_s=p_s, sy=sy, sm=sm):
+                return masked_mse(learner(p_u, p_s), sy, sm)
+
+            adapted = self.adapt(model.head, overrides, support_loss, inner, second_order=False)
+            with torch.no_grad():
+                out.append(torch.cat([adapted.forward(p_u, model.item_embedder(item_x[c:c + chunk])).detach()
+                                      for c in range(0, item_x.shape[0], chunk)]))
+        return torch.stack(out)
+
     def run_batch(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
                   training: bool) -> BatchOutcome:
         """Adapt every task of the batch and score its query set.

@@ -63,6 +63,30 @@ class FuncBackend(Backend):
         adapted = local_steps(lambda prm: support_loss(as_callable(prm)), start, inner, second_order)
         return Adapted(as_callable(adapted), adapted)
 
+    def score_items(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
+                    item_x: torch.Tensor, chunk: int) -> torch.Tensor:
+        """The Backend API's catalogue scoring, batched: one vmapped adaptation for the whole
+        batch (the same first-order local steps as ``run_batch`` at evaluation), then each chunk
+        of items embedded once and scored by every task's adapted head in one vmapped call."""
+        head = model.head
+        global_params = dict(head.named_parameters())
+
+        def adapt(p_u, p_s, sy, sm):
+            overrides, _ = algorithm.start(p_u)
+            start = {n: overrides.get(n, p) for n, p in global_params.items()}
+            return local_steps(lambda prm: masked_mse(functional_call(head, prm, (p_u, p_s)), sy, sm),
+                               start, inner, second_order=False)
+
+        with torch.no_grad():
+            p_u = model.user_embedder(batch.user_x)
+            p_s = model.item_embedder(batch.support_x)
+            adapted = vmap(adapt)(p_u, p_s, batch.support_y, batch.support_mask)
+            out = []
+            for c in range(0, item_x.shape[0], chunk):
+                p_c = model.item_embedder(item_x[c:c + chunk])
+                out.append(vmap(lambda prm, pu: functional_call(head, prm, (pu, p_c)))(adapted, p_u))
+        return torch.cat(out, dim=1)
+
     def run_batch(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
                   training: bool) -> BatchOutcome:
         head = model.head

@@ -4,13 +4,18 @@ Index convention (types.py): 0 = PAD, 1 = UNKNOWN (missing or never seen), 2 = O
 held by fewer than ``min_count`` entities), 3.. = the field's kept values in sorted order.
 A multi-valued field gets ``width`` = the largest number of distinct values one entity held at
 fit time; shorter rows are padded with PAD, an entity with no values gets UNKNOWN in slot 0.
+
+After the protocol, ``restrict_to_training`` maps every value that no *training* user/item
+carries to UNKNOWN (year fields: to the nearest year that training items carry), so that no
+feature row outside training indexes an embedding row that never received a gradient
+(docs/data.md section 3).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +25,7 @@ from .types import (FIRST_VALUE, OTHER, PAD, UNKNOWN, EncodedDataset, Field, Fie
                     RawDataset)
 
 # Bump when the encoding rules change, so fingerprints (and processed caches) change too.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 
 @dataclass
@@ -31,12 +36,16 @@ class FieldVocab:
     folded: the values seen at fit time but held by fewer than min_count entities (-> OTHER);
         kept so that a new entity carrying one of them encodes exactly as at training time.
     width: columns in the feature row (1 for single-valued fields).
+    untrained: (value, target) pairs for the values (kept or folded) that no training entity
+        carries (``restrict_to_training``): the value encodes as ``target``'s code, or as UNKNOWN
+        when ``target`` is None. Indices of the kept values never move.
     """
     name: str
     multi: bool
     values: Tuple[str, ...]
     folded: Tuple[str, ...]
     width: int
+    untrained: Tuple[Tuple[str, Optional[str]], ...] = ()
 
     @property
     def vocab_size(self) -> int:
@@ -47,6 +56,10 @@ class FieldVocab:
         index = pd.Index(list(self.values) + list(self.folded), dtype=object)
         codes = np.concatenate([np.arange(FIRST_VALUE, FIRST_VALUE + len(self.values), dtype=np.int64),
                                 np.full(len(self.folded), OTHER, dtype=np.int64)])
+        if self.untrained:
+            pos = {v: FIRST_VALUE + k for k, v in enumerate(self.values)}
+            where = index.get_indexer(pd.Index([v for v, _ in self.untrained], dtype=object))
+            codes[where] = [UNKNOWN if t is None else pos[t] for _, t in self.untrained]
         return index, codes
 
     def codes_of(self, values: Sequence[Any]) -> np.ndarray:
@@ -191,7 +204,8 @@ class FeatureEncoders:
         """JSON-serialisable state (lists, strings, ints only)."""
         def one(v: FieldVocab) -> Dict[str, Any]:
             return {"name": v.name, "multi": v.multi, "width": v.width,
-                    "values": list(v.values), "folded": list(v.folded)}
+                    "values": list(v.values), "folded": list(v.folded),
+                    "untrained": [[a, b] for a, b in v.untrained]}
         return {**self.settings(), "user_fields": [one(v) for v in self.user_vocabs],
                 "item_fields": [one(v) for v in self.item_vocabs]}
 
@@ -203,11 +217,83 @@ class FeatureEncoders:
                             f"this library reads version {FEATURES_VERSION}")
         def one(e: Mapping[str, Any]) -> FieldVocab:
             return FieldVocab(str(e["name"]), bool(e["multi"]), tuple(e["values"]), tuple(e["folded"]),
-                              int(e["width"]))
+                              int(e["width"]), tuple((str(a), None if b is None else str(b))
+                                                     for a, b in e.get("untrained", [])))
         return cls([one(e) for e in d["user_fields"]], [one(e) for e in d["item_fields"]], int(d["min_count"]))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FeatureEncoders) and self.to_dict() == other.to_dict()
+
+
+# -------------------------------------------------------------------- training-only vocabularies
+def is_year_field(name: str) -> bool:
+    """Fields whose values are years (release_year, pub_year, year_token): ordered, so a value no
+    training item carries can borrow the nearest trained year instead of UNKNOWN."""
+    return "year" in name.lower()
+
+
+def _restrict_field(v: FieldVocab, cols: np.ndarray, train_rows: np.ndarray) -> Tuple[FieldVocab, np.ndarray]:
+    """(vocab with ``untrained`` filled in, code map int64 [vocab_size]) for one field."""
+    trained = np.zeros(v.vocab_size, dtype=bool)
+    trained[np.unique(cols[train_rows])] = True
+    trained[[PAD, UNKNOWN]] = True
+    code_map = np.arange(v.vocab_size, dtype=np.int64)
+    untrained = []
+    # year fields: an untrained year borrows the nearest trained year (ties: the earlier one)
+    years = {}
+    if is_year_field(v.name):
+        for k, value in enumerate(v.values):
+            num = pd.to_numeric(value, errors="coerce")
+            if trained[FIRST_VALUE + k] and not pd.isna(num):
+                years[FIRST_VALUE + k] = float(num)
+    year_codes = np.array(sorted(years, key=lambda c: (years[c], c)), dtype=np.int64)
+    year_values = np.array([years[c] for c in year_codes])
+    for k, value in enumerate(v.values):
+        code = FIRST_VALUE + k
+        if trained[code]:
+            continue
+        num = pd.to_numeric(value, errors="coerce")
+        if year_codes.size and not pd.isna(num):
+            target = int(year_codes[np.argmin(np.abs(year_values - float(num)))])
+            code_map[code] = target
+            untrained.append((value, v.values[target - FIRST_VALUE]))
+        else:
+            code_map[code] = UNKNOWN
+            untrained.append((value, None))
+    if not trained[OTHER]:
+        code_map[OTHER] = UNKNOWN
+        untrained += [(value, None) for value in v.folded]
+    return FieldVocab(v.name, v.multi, v.values, v.folded, v.width, tuple(untrained)), code_map
+
+
+def restrict_to_training(encoders: FeatureEncoders, data: EncodedDataset, train_users: np.ndarray,
+                         train_items: np.ndarray) -> Tuple[EncodedDataset, FeatureEncoders]:
+    """Map every feature value that none of ``train_users`` / ``train_items`` carries (indices of
+    the users and items of the training tasks) to UNKNOWN, or, in a year field, to the nearest
+    year that training items carry; returns the re-encoded data and the matching encoders (so
+    that ``encode_user``/``encode_item`` give the same rows for new entities).
+
+    Why: an embedding row that no training entity indexes never receives a gradient and keeps
+    its random initialisation; every test-only value (e.g. the years of new items, which are all
+    after the cutoff) would add seed-dependent noise. UNKNOWN rows start at zero (FieldEmbedder).
+    """
+    import dataclasses
+    out = {}
+    for kind, vocabs, x, rows in (("user", encoders.user_vocabs, data.user_x, train_users),
+                                  ("item", encoders.item_vocabs, data.item_x, train_items)):
+        x = x.copy()
+        new_vocabs, start = [], 0
+        for v in vocabs:
+            cols = x[:, start:start + v.width]
+            nv, code_map = _restrict_field(v, cols, np.asarray(rows, dtype=np.int64))
+            x[:, start:start + v.width] = code_map[cols]
+            new_vocabs.append(nv)
+            start += v.width
+        out[kind] = (new_vocabs, x)
+    restricted = FeatureEncoders(out["user"][0], out["item"][0], encoders.min_count)
+    data = dataclasses.replace(data, user_x=out["user"][1], item_x=out["item"][1],
+                               encoders=restricted.to_dict())
+    return data, restricted
 
 
 # -------------------------------------------------------------------- helpers

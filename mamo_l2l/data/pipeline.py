@@ -25,7 +25,8 @@ from .types import SCENARIOS, EncodedDataset, FieldLayout, Splits, Task
 
 # Bump whenever readers/features/protocol change their output, so stale entries are not used.
 # 2: item display titles (EncodedDataset.item_titles) are cached too.
-DATA_VERSION = 2
+# 3: task items in a seeded random order, not by item index (issue 9; docs/data.md step 7).
+DATA_VERSION = 3
 
 _SPLIT_NAMES = ("train", "valid") + tuple(f"test_{s}" for s in SCENARIOS)
 _DATA_ARRAYS = ("user_ids", "item_ids", "user_x", "item_x", "rating_user", "rating_item", "rating",
@@ -119,10 +120,16 @@ def item_titles(raw, item_ids: np.ndarray) -> np.ndarray:
 
 
 def _with_identity(result, cfg: DataConfig):
-    """Append the item identity field when configured (after the protocol: see data/identity.py)."""
+    """After the protocol (it depends on the training split, never on a test rating): map feature
+    values that no training user/item carries to UNKNOWN (features.restrict_to_training,
+    docs/data.md section 3), then append the item identity field when configured
+    (data/identity.py)."""
+    from .features import restrict_to_training
+    from .identity import add_item_identity, training_items
     data, splits, encoders = result
+    train_users = np.unique(np.array([t.user for t in splits.train], dtype=np.int64))
+    data, encoders = restrict_to_training(encoders, data, train_users, training_items(splits))
     if cfg.item_id_feature:
-        from .identity import add_item_identity
         data = add_item_identity(data, splits)
     return data, splits, encoders
 

@@ -13,7 +13,9 @@ Order of the steps (each random step draws from its own generator
 6. warm hold-out (``warm_eval: heldout``): a training user with >= min_ratings + n_query warm
    ratings (after step 4) has ``n_query`` random ones held out; the training task is built from
    the rest, the warm test task has support = the rest and query = the held-out ratings;
-7. tasks: query = ``n_query`` random ratings of the task's ratings, support = the others.
+7. tasks: query = ``n_query`` random ratings of the task's ratings, support = the others; both
+   listed in a seeded random order (step 6's generator), never by item index, so that nothing
+   downstream can profit from an item order that correlates with ratings (docs/data.md).
 
 Random selection "k of a user's n ratings" is done for all users at once: every rating gets a
 uniform key from the step's generator, in the canonical rating order (user index, item index),
@@ -35,6 +37,7 @@ STEP_VALID_USERS = 2
 STEP_SUBSAMPLE = 3
 STEP_WARM_HOLDOUT = 4
 STEP_QUERY = 5
+STEP_ORDER = 6
 
 WARM, USER_COLD, ITEM_COLD, USER_ITEM_COLD = range(4)   # scenario code = user_new + 2 * item_new
 
@@ -116,11 +119,12 @@ def _group_size(group: np.ndarray) -> np.ndarray:
     return counts[inverse]
 
 
-def _tasks(rows: np.ndarray, in_query: np.ndarray, data: EncodedDataset) -> List[Task]:
+def _tasks(rows: np.ndarray, in_query: np.ndarray, data: EncodedDataset, order_key: np.ndarray) -> List[Task]:
     """One Task per user among the ratings ``rows`` (indices into data's rating arrays), in
-    ascending user order; support/query items in ascending item order."""
+    ascending user order; support/query items in ascending ``order_key`` (a seeded uniform key per
+    rating), i.e. in a random order that does not depend on item ids (docs/data.md, step 7)."""
     users = data.rating_user[rows]
-    order = np.lexsort((data.rating_item[rows], users))
+    order = np.lexsort((order_key[rows], users))
     rows, users, q = rows[order], users[order], in_query[order]
     bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(rows) else np.zeros(0, np.int64)
     out = []
@@ -178,17 +182,18 @@ def build_splits(data: EncodedDataset, cfg: DataConfig, seed: int) -> Splits:
 
     # step 7: queries, one key per rating; every task's rows are disjoint, so one rank suffices
     query_key = _rng(seed, STEP_QUERY).random(n)
+    order_key = _rng(seed, STEP_ORDER).random(n)
 
     def with_query(rows: np.ndarray) -> List[Task]:
         rank = _rank_in_group(data.rating_user[rows], query_key[rows])
-        return _tasks(rows, rank < cfg.n_query, data)
+        return _tasks(rows, rank < cfg.n_query, data, order_key)
 
     train = with_query(train_rows)
     valid = with_query(all_rows[kept & (scenario == WARM) & is_valid_user[data.rating_user]])
     if cfg.warm_eval == "heldout":
         test_users = np.unique(data.rating_user[held_out])
         warm_rows = all_rows[train_pool & np.isin(data.rating_user, test_users)]
-        warm_test = _tasks(warm_rows, held_out[warm_rows], data)
+        warm_test = _tasks(warm_rows, held_out[warm_rows], data, order_key)
     else:
         warm_test = train
     test = {"warm": warm_test}

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..data.types import PAD, FieldLayout
+from ..data.types import PAD, UNKNOWN, FieldLayout
 
 
 def profile_dim(layout: Sequence[FieldLayout], dim: int) -> int:
@@ -29,6 +29,8 @@ class FieldEmbedder(nn.Module):
         for f, table in zip(self.layout, self.tables):
             if f.identity:  # unknown / never-trained ids must contribute nothing (data/identity.py)
                 nn.init.zeros_(table.weight)
+            with torch.no_grad():  # UNKNOWN starts at zero in every field (docs/data.md section 3)
+                table.weight[UNKNOWN].zero_()
         # No fields at all (e.g. an atomic data set without <name>.user): one learned constant
         # vector stands in, the same for every entity (docs/data.md, "Missing side files").
         self.constant = nn.Parameter(torch.randn(dim)) if not self.layout else None

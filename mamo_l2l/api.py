@@ -11,7 +11,11 @@ from .config import Config
 from .data.types import SCENARIOS
 from .errors import MamoError
 from .scoring import evaluate_references, evaluate_scenarios, format_table
-from .train import DataBundle, Run, build_run, check_compatible, fit, load_data, peak_memory_mib
+from .plugins import loaded_plugins
+from .progress import log
+from .runfiles import write_text_atomic
+from .runid import code_identity
+from .train import DataBundle, Run, build_run, check_compatible, check_device, fit, load_data, peak_memory_mib
 
 
 def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> None:
@@ -26,8 +30,8 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
                                                     candidates[s], data, run.inner, threshold, t.device)
         if progress:
             c = results[s]["catalogue"]
-            print(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
-                  f"NDCG@10 {c['ndcg@10']:.4f}", flush=True)
+            log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
+                     f"NDCG@10 {c['ndcg@10']:.4f}")
     for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios).items():
         for s in scenarios:
             references.setdefault(name, {}).setdefault(s, {})["catalogue"] = per[s]
@@ -60,6 +64,7 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
         "scenarios": results, "references": references,
         "counts": splits.counts, "history": run.history, "timing": timing,
         "config": run.config.to_dict(), "versions": library_versions(),
+        "plugins": loaded_plugins(run.model_name), **code_identity(run.model_name),   # mamo_l2l/runid.py
     }
 
 
@@ -70,11 +75,10 @@ def results_table(metrics: Dict[str, Any]) -> str:
 
 
 def write_metrics(metrics: Dict[str, Any], out_dir) -> Path:
+    """metrics.json and results.txt in ``out_dir``, each written atomically (mamo_l2l/runfiles.py)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    (out / "results.txt").write_text(results_table(metrics) + "\n", encoding="utf-8")
+    path = write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(out / "results.txt", results_table(metrics) + "\n")
     return path
 
 
@@ -82,6 +86,8 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
              backend: Optional[str] = None, progress: bool = False) -> Run:
     """Rebuild a trained run from ``best.pt``: same data (checked by fingerprint), model, memories."""
     ckpt = load_checkpoint(checkpoint)
+    from .plugins import import_recorded
+    import_recorded(ckpt, checkpoint)
     if ckpt.get("kind") != "model":
         raise MamoError("this is a resume checkpoint (last.pt); evaluate the run's best.pt", path=str(checkpoint))
     config = Config.from_dict(ckpt["config"], source=str(checkpoint))
@@ -89,9 +95,10 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
         config = config.override("data", data_dir=str(data_dir))
     if device is not None or backend is not None:
         config = config.override("train", device=device, backend=backend)
+    check_device(config.train.device)   # before any data is read
     bundle = load_data(config, cache_dir=cache_dir, progress=progress)
     run = build_run(bundle, config, ckpt["model_name"])
-    check_compatible(ckpt, run, checkpoint, ignore_train_keys=("device", "backend", "threads"))
+    check_compatible(ckpt, run, checkpoint, allow=("train.backend",))   # evaluating with another backend is allowed
     try:
         run.model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -36,19 +36,23 @@ def library_versions() -> Dict[str, str]:
 
 def save_checkpoint(path, payload: Dict[str, Any]) -> Path:
     """Atomically write ``payload`` (plus format tag and versions) to ``path``."""
+    from .runfiles import os_error
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(payload, format=FORMAT, versions=library_versions())
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):   # a full disk, an unwritable folder: a clear error, no partial file
+            raise os_error(e, path) from None
         raise
     return path
 

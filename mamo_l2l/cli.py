@@ -6,6 +6,7 @@ import sys
 import click
 
 from . import __version__
+from .cli_options import load_plugins, plugin_option
 from .errors import MamoError
 
 
@@ -28,8 +29,35 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mamo-l2l")
-def app() -> None:
-    """Cold-start recommendation by meta-learning (MAMO, MAML, MeLU) on four cold-start scenarios."""
+@click.option("-q", "--quiet", "quiet_all", is_flag=True, help="Warnings and errors only on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug lines on stderr.")
+@click.pass_context
+def app(ctx, quiet_all, verbose) -> None:
+    """Cold-start recommendation by meta-learning (MAMO, MAML, MeLU) on four cold-start scenarios.
+
+    The story of a run (data counts, epochs, notes) goes to stderr, results (tables, saved
+    paths) to stdout (docs/operations.md)."""
+    import logging
+
+    from .progress import console_logging, remove_console_logging
+    console_logging(logging.WARNING if quiet_all else logging.DEBUG if verbose else logging.INFO)
+    ctx.meta["mamo_l2l.quiet"] = quiet_all
+    ctx.call_on_close(remove_console_logging)
+
+
+def _quiet(flag: bool) -> bool:
+    """A command's own --quiet (or the group's): warnings only from here on."""
+    import logging
+    if flag or click.get_current_context().meta.get("mamo_l2l.quiet"):
+        logging.getLogger("mamo_l2l").setLevel(logging.WARNING)
+        return True
+    return False
+
+
+def _verbose(flag: bool) -> None:
+    import logging
+    if flag:
+        logging.getLogger("mamo_l2l").setLevel(logging.DEBUG)
 
 
 def _register() -> None:
@@ -48,6 +76,44 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------------------- train / evaluate
+def _resume_config(out_dir, config_path, data_opts, model_name, train_opts):
+    """The config of the run in ``out_dir`` (its last.pt, else config.yaml) with the flags given
+    applied; MamoError when a flag (or --config) would change a result-affecting key
+    (mamo_l2l/runid.py): a resumed run continues the run it resumes."""
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint
+    from .config import Config, load_config
+    from .plugins import import_recorded
+    from .runid import RESUME_MAY_CHANGE, config_differences, describe
+    if out_dir is None:
+        raise MamoError("--resume needs --out RUN: the folder of the run to continue")
+    out = Path(out_dir)
+    last, saved = out / "last.pt", out / "config.yaml"
+    if last.is_file():
+        ckpt = load_checkpoint(last)
+        import_recorded(ckpt, last)
+        base, source = Config.from_dict(ckpt["config"], source=str(last)), str(last)
+    elif saved.is_file():
+        base, source = load_config(saved), str(saved)
+    else:
+        raise MamoError("--resume: there is no run to continue here (no last.pt or config.yaml); "
+                        "drop --resume to start one", path=str(out))
+    cfg = base.override("data", **data_opts)
+    if model_name is not None:
+        cfg = cfg.override("model", name=model_name)
+    cfg = cfg.override("train", **train_opts)
+    diffs = []
+    if config_path is not None:
+        diffs += config_differences(load_config(config_path).to_dict(), base.to_dict(), RESUME_MAY_CHANGE)
+    diffs += [d for d in config_differences(cfg.to_dict(), base.to_dict(), RESUME_MAY_CHANGE) if d not in diffs]
+    if diffs:
+        raise MamoError("--resume continues the run with its own config (" + source + "); the options given "
+                        "would change " + describe(diffs, "in the run", "given") + ". Drop those options, "
+                        "or start a new run with another --out")
+    return cfg
+
+
 def _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval=None, **train_overrides):
     from .config import load_config
     cfg = load_config(config_path)
@@ -79,33 +145,70 @@ def _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_e
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache. [default: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l]")
 @click.option("--warm-eval", type=click.Choice(["heldout", "seen"]), default=None,
               help="Warm test: held-out ratings of training users, or the training tasks' own query sets (MeLU's). [default: heldout]")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last.pt, with the run's own config (flags that would "
+                   "change its result are refused; --epochs/--patience may extend it).")
+@click.option("--patience", type=int, default=None, help="Epochs without validation improvement before stopping. [default: 5]")
+@click.option("--threads", type=int, default=None, help="CPU threads (0 = auto). [default: 0]")
+@plugin_option
+@click.option("--quiet", is_flag=True, help="No progress, no epoch lines (warnings and results only).")
+@click.option("--verbose", is_flag=True, help="Also debug lines.")
 def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_dir, epochs, meta_batch_size,
-          local_steps, local_lr, outer_lr, first_order, device, cache_dir, warm_eval, resume, quiet):
-    """Train a model (meta-learning or a baseline), early-stop on validation users, evaluate all four scenarios."""
+          local_steps, local_lr, outer_lr, first_order, device, cache_dir, warm_eval, resume, patience, threads,
+          plugins, quiet, verbose):
+    """Train a model (meta-learning or a baseline), early-stop on validation users, evaluate all four scenarios.
+
+    SIGINT/SIGTERM finish the current epoch, write last.pt and exit 130/143; continue with
+    `--out RUN --resume` (docs/operations.md)."""
     from pathlib import Path
 
     import yaml
 
     from . import api
-    cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval, backend=backend, seed=seed,
-                               epochs=epochs, meta_batch_size=meta_batch_size, local_steps=local_steps,
-                               local_lr=local_lr, outer_lr=outer_lr, first_order=first_order, device=device)
+    from .algorithms import require_models
+    from .faults import TrainingInterrupted, graceful_stop, stop_requested
+    from .progress import log
+    from .runfiles import RunLock, write_text_atomic
+    from .train import check_device
+    quiet = _quiet(quiet)
+    _verbose(verbose)
+    load_plugins(plugins)
+    data_opts = dict(dataset=dataset, data_dir=data_dir, format=fmt, warm_eval=warm_eval)
+    train_opts = dict(backend=backend, seed=seed, epochs=epochs, meta_batch_size=meta_batch_size,
+                      local_steps=local_steps, local_lr=local_lr, outer_lr=outer_lr, first_order=first_order,
+                      device=device, patience=patience, threads=threads)
+    if resume:
+        cfg = _resume_config(out_dir, config_path, data_opts, model_name, train_opts)
+    else:
+        cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval,
+                                   **{k: v for k, v in train_opts.items()})
     name = cfg.model.name
-    from .algorithms import MODELS
-    if name not in MODELS:  # fail before any data is read
-        raise MamoError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    require_models(name)             # fail before any data is read or file written
+    check_device(cfg.train.device)
     out = Path(out_dir or f"runs/{name}-{cfg.data.dataset}-seed{cfg.train.seed}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    bundle = api.load_data(cfg, cache_dir=cache_dir, progress=not quiet)
-    _print_counts(bundle.splits.counts)
-    click.echo(f"training {name} with backend {cfg.train.backend} for up to {cfg.train.epochs} epochs "
-               f"({len(bundle.splits.train)} training users, {len(bundle.splits.valid)} validation users)")
-    run = api.fit(bundle, cfg, model_name=name, out_dir=out, resume=resume, progress=not quiet)
-    metrics = api.evaluate(run, progress=not quiet)
-    api.write_metrics(metrics, out)
+
+    def notice(signum):
+        import signal
+        log.warning(f"{signal.Signals(signum).name}: finishing epoch, then writing {out / 'last.pt'} "
+                    "(send it again to stop at once)")
+
+    with RunLock(out), graceful_stop(notice):
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        bundle = api.load_data(cfg, cache_dir=cache_dir, progress=not quiet)
+        _print_counts(bundle.splits.counts)
+        log.info(f"training {name} with backend {cfg.train.backend} for up to {cfg.train.epochs} epochs "
+                 f"({len(bundle.splits.train)} training users, {len(bundle.splits.valid)} validation users)")
+        try:
+            run = api.fit(bundle, cfg, model_name=name, out_dir=out, resume=resume, progress=not quiet)
+            if stop_requested() is not None:   # the signal came after the last epoch
+                raise TrainingInterrupted(stop_requested(), len(run.history), out)
+        except TrainingInterrupted as e:
+            import signal
+            click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch}; {out / 'last.pt'} is "
+                       f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
+            sys.exit(e.exit_code)
+        metrics = api.evaluate(run, progress=not quiet)
+        api.write_metrics(metrics, out)
     click.echo("")
     click.echo(api.results_table(metrics))
     tm = metrics["timing"]
@@ -126,18 +229,20 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
 @click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None)
 @click.option("--device", default=None)
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the metrics here.")
-def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_path):
+@plugin_option
+def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_path, plugins):
     """Score a saved model on the test scenarios (parameters and memories are not changed)."""
     import json
-    from pathlib import Path
 
     from . import api
     from .data.types import SCENARIOS
+    from .runfiles import write_text_atomic
+    load_plugins(plugins)
     run = api.load_run(checkpoint, data_dir=data_dir, cache_dir=cache_dir, device=device, backend=backend)
     metrics = api.evaluate(run, scenarios=scenarios or SCENARIOS)
     click.echo(api.results_table(metrics))
     if json_path:
-        Path(json_path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(json_path, json.dumps(metrics, indent=2) + "\n")
         click.echo(f"saved {json_path}")
 
 
@@ -159,20 +264,33 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 @click.option("--paired-with", default=None,
               help="Model compared seed by seed with each other model in results.md. [default: the first of --models]")
 @click.option("--quiet", is_flag=True, help="No progress bars or epoch lines (the per-run lines stay).")
+@plugin_option
 def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend, device, warm_eval, out_dir,
-            cache_dir, local_steps, paired_with, quiet):
+            cache_dir, local_steps, paired_with, quiet, plugins):
     """Train (or reuse) every model x seed and write results.md/.csv/.json (+ mae.png) with mean and std."""
     import shlex
 
     from . import compare as comparison
+    from .train import check_device
+    quiet = bool(quiet or click.get_current_context().meta.get("mamo_l2l.quiet"))
+    load_plugins(plugins)
     cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
                                epochs=epochs, device=device, local_steps=local_steps)
     names = [m.strip() for m in models.split(",") if m.strip()]
+    check_device(cfg.train.device)
     out = out_dir or f"results/{cfg.data.dataset}"
     command = "mamo-l2l " + shlex.join(click.get_current_context().meta.get("mamo_l2l.argv", sys.argv[1:]))
-    click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}")
-    comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
-                       log=lambda line: click.echo(line), paired_with=paired_with)
+    from .faults import TrainingInterrupted, graceful_stop
+    click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}", err=True)
+    try:
+        with graceful_stop():
+            comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
+                               log=lambda line: click.echo(line, err=True), paired_with=paired_with)
+    except TrainingInterrupted as e:   # the run in progress saved its last.pt (docs/operations.md)
+        import signal
+        click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch} of the run in {e.out_dir}; "
+                   "the same compare command continues (finished runs are reused, this one resumes)", err=True)
+        sys.exit(e.exit_code)
     click.echo(f"see {out}/results.md")
 
 
@@ -181,7 +299,8 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
 @click.option("--data-dir", type=click.Path(), default=None, help="Where the data lies now (checked by fingerprint).")
 @click.option("--cache-dir", type=click.Path(), default=None)
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report here (JSON).")
-def inspect(checkpoint, data_dir, cache_dir, json_path):
+@plugin_option
+def inspect(checkpoint, data_dir, cache_dir, json_path, plugins):
     """Show whether a trained model's memories personalise: slot norms and distances, attention
     entropy, top-slot counts and the spread of the personalised start over training and test users."""
     import json
@@ -189,6 +308,7 @@ def inspect(checkpoint, data_dir, cache_dir, json_path):
 
     from . import api
     from .diagnostics import format_report, inspect_run
+    load_plugins(plugins)
     run = api.load_run(checkpoint, data_dir=data_dir, cache_dir=cache_dir)
     report = inspect_run(run)
     click.echo(format_report(report))
@@ -198,9 +318,11 @@ def inspect(checkpoint, data_dir, cache_dir, json_path):
 
 
 def _print_counts(counts) -> None:
+    """The data counts: the story of the run (stderr, through the logger)."""
+    from .progress import log
     scen = counts.get("scenarios", {})
-    click.echo(f"item year cutoff: {counts.get('item_year_cutoff')}")
+    log.info(f"item year cutoff: {counts.get('item_year_cutoff')}")
     for name, c in scen.items():
-        click.echo(f"  {name:<15} users {c['users']:>6}  items {c['items']:>6}  ratings {c['ratings']:>8}")
+        log.info(f"  {name:<15} users {c['users']:>6}  items {c['items']:>6}  ratings {c['ratings']:>8}")
     for name, c in counts.get("splits", {}).items():
-        click.echo(f"  {name:<15} users {c['users']:>6}  ratings {c['ratings']:>8}")
+        log.info(f"  {name:<15} users {c['users']:>6}  ratings {c['ratings']:>8}")

@@ -8,14 +8,17 @@ Layout of ``out_dir``::
     runs/<model>-seed<k>/   one run folder each (config.yaml, best.pt, last.pt, metrics.json, results.txt)
     results.md / results.csv / results.json / mae.png
 
-A run whose ``metrics.json`` was made with the same config (the run folder's location of the
-data and the device aside) on the same data is reused, not retrained; a run interrupted after
-some epochs continues from its ``last.pt``.
+A run whose ``metrics.json`` was made with the same result-affecting config (mamo_l2l/runid.py:
+the location of the data, the device and the thread count aside) on the same data by the same
+package version and model code (code fingerprint) is reused, not retrained; otherwise it is
+retrained and a log line says why. A run interrupted after some epochs continues from its
+``last.pt`` when that checkpoint matches the same way.
 """
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -48,29 +51,34 @@ def metric_value(scenario_metrics: Optional[Dict[str, Any]], metric: str) -> flo
     return float(scenario_metrics.get(metric, float("nan")))
 PLOT_HINT = ("matplotlib is not installed, so no chart was drawn (the tables are written); "
              "`pip install matplotlib` or `EXTRAS=test,plot bash scripts/install.sh` gets it")
-# config keys that do not change a run's result (where the files lie, which device ran it)
-_IGNORED = {"data": ("data_dir",), "train": ("device",)}
 
 
 # ------------------------------------------------------------------ runs
+def _log(line: str) -> None:
+    """The default ``log``: the logger "mamo_l2l" (quiet from Python unless configured; docs/operations.md)."""
+    logging.getLogger("mamo_l2l").info(line)
+
+
 def run_dir(out_dir, model: str, seed: int) -> Path:
     return Path(out_dir) / "runs" / f"{model}-seed{seed}"
 
 
-def _comparable(config: Dict[str, Any]) -> Dict[str, Any]:
-    """A config dict with defaults filled in (older files) and the result-neutral keys dropped."""
-    defaults = Config().to_dict()
-    out = {}
-    for section, values in defaults.items():
-        merged = {**values, **dict(config.get(section, {}) or {})}
-        for key in _IGNORED.get(section, ()):
-            merged.pop(key, None)
-        out[section] = merged
-    return json.loads(json.dumps(out))     # tuples -> lists, as after a JSON round trip
+def why_not_reusable(recorded: Dict[str, Any], config: Config, fingerprint: str) -> Optional[str]:
+    """Why a run recorded as ``recorded`` (its metrics.json or last.pt) is not this run, or None
+    when it is (mamo_l2l/runid.py: one definition for compare, resume and evaluate)."""
+    from .runid import code_differs, config_differences, describe
+    if recorded.get("data_fingerprint") != fingerprint:
+        return "it was made on other data (data fingerprint differs)"
+    diffs = config_differences(config.to_dict(), recorded.get("config", {}) or {})
+    if diffs:
+        return "it was made with another config (" + describe(diffs, "there", "now") + ")"
+    return code_differs(recorded, config.model.name)
 
 
-def reusable_metrics(folder: Path, config: Config, fingerprint: str) -> Optional[Dict[str, Any]]:
-    """The run's metrics.json if it was made with this config on this data, else None."""
+def reusable_metrics(folder: Path, config: Config, fingerprint: str,
+                     log: Optional[Callable[[str], None]] = None) -> Optional[Dict[str, Any]]:
+    """The run's metrics.json if it was made with this config on this data by this code, else
+    None (with a ``log`` line saying why, when there was one)."""
     path = folder / "metrics.json"
     if not path.is_file():
         return None
@@ -78,44 +86,54 @@ def reusable_metrics(folder: Path, config: Config, fingerprint: str) -> Optional
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if metrics.get("data_fingerprint") != fingerprint:
-        return None
-    if _comparable(metrics.get("config", {})) != _comparable(config.to_dict()):
+    why = why_not_reusable(metrics, config, fingerprint)
+    if why is not None:
+        if log is not None:
+            log(f"  not reusing {path}: {why}; training afresh")
         return None
     return metrics
 
 
-def _same_config_file(folder: Path, config: Config) -> bool:
-    import yaml
-    path = folder / "config.yaml"
+def _resumable(folder: Path, config: Config, fingerprint: str) -> bool:
+    """Whether ``folder/last.pt`` is an interrupted run of exactly this run."""
+    from .checkpoint import load_checkpoint
+    path = folder / "last.pt"
     if not path.is_file():
         return False
     try:
-        return _comparable(yaml.safe_load(path.read_text(encoding="utf-8")) or {}) == _comparable(config.to_dict())
-    except Exception:  # noqa: BLE001 -- an unreadable config.yaml just means: start afresh
+        ckpt = load_checkpoint(path)
+    except MamoError:   # an unreadable last.pt just means: start afresh
         return False
+    if ckpt.get("model_name") != config.model.name:
+        return False
+    from .runid import RESUME_MAY_CHANGE, config_differences
+    if ckpt.get("data_fingerprint") != fingerprint or config_differences(config.to_dict(), ckpt.get("config", {}),
+                                                                         RESUME_MAY_CHANGE):
+        return False
+    from .runid import code_differs
+    return code_differs(ckpt, config.model.name) is None
 
 
 def train_or_reuse(bundle, config: Config, folder: Path, progress: bool = True,
-                   log: Callable[[str], None] = print) -> tuple:
+                   log: Callable[[str], None] = _log) -> tuple:
     """(metrics, reused) for one run: reuse ``folder``'s metrics.json when it matches, else train
     (continuing from last.pt when the folder's config.yaml matches) and evaluate."""
     import yaml
 
     from . import api
-    metrics = reusable_metrics(folder, config, bundle.data.fingerprint)
+    from .runfiles import RunLock, write_text_atomic
+    metrics = reusable_metrics(folder, config, bundle.data.fingerprint, log=log)
     if metrics is not None:
         return metrics, True
-    resume = _same_config_file(folder, config) and (folder / "last.pt").is_file()
-    if resume:
-        log(f"  continuing the interrupted run in {folder} from its last.pt")
-    elif (folder / "metrics.json").is_file():
-        log(f"  {folder / 'metrics.json'} was made with another config or other data: training afresh")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    run = api.fit(bundle, config, model_name=config.model.name, out_dir=folder, resume=resume, progress=progress)
-    metrics = api.evaluate(run)
-    api.write_metrics(metrics, folder)
+    with RunLock(folder):
+        resume = _resumable(folder, config, bundle.data.fingerprint)
+        if resume:
+            log(f"  continuing the interrupted run in {folder} from its last.pt")
+        write_text_atomic(folder / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        run = api.fit(bundle, config, model_name=config.model.name, out_dir=folder, resume=resume,
+                      progress=progress)
+        metrics = api.evaluate(run)
+        api.write_metrics(metrics, folder)
     return metrics, False
 
 
@@ -128,19 +146,17 @@ def _duration(seconds: float) -> str:
 
 def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
             command: Optional[str] = None, progress: bool = True,
-            log: Callable[[str], None] = print, paired_with: Optional[str] = None) -> Dict[str, Any]:
+            log: Callable[[str], None] = _log, paired_with: Optional[str] = None) -> Dict[str, Any]:
     """Train or reuse ``models`` x seeds 0..seeds-1 under ``config`` (its model name and seed are
     set per run), write the result files into ``out_dir`` and return the results.json content.
     ``paired_with`` (default: the first model) is compared seed by seed with each other model
     (``paired_comparison``)."""
     from . import api
-    from .algorithms import MODELS
+    from .algorithms import require_models
     models = list(dict.fromkeys(models))
     if paired_with is not None and paired_with not in models:
         raise MamoError(f"--paired-with {paired_with!r} is not one of --models ({', '.join(models)})")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise MamoError(f"unknown model(s) {', '.join(unknown)}; known models: {', '.join(sorted(MODELS))}")
+    require_models(*models, listing=True)
     if not models or seeds < 1:
         raise MamoError("compare needs at least one model and --seeds >= 1")
     out_dir = Path(out_dir)
@@ -456,7 +472,7 @@ def plot_mae(results: Dict[str, Any], path: Path) -> bool:
     return True
 
 
-def write_results(results: Dict[str, Any], out_dir, log: Callable[[str], None] = print) -> List[Path]:
+def write_results(results: Dict[str, Any], out_dir, log: Callable[[str], None] = _log) -> List[Path]:
     """results.md, results.csv, results.json (and mae.png when matplotlib is there) in ``out_dir``."""
     out_dir = Path(out_dir)
     paths = [out_dir / "results.md", out_dir / "results.csv", out_dir / "results.json"]

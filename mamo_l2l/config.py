@@ -6,6 +6,8 @@ values of the wrong type raise MamoError naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -163,14 +165,13 @@ class Config:
             raise
 
     def override(self, section: str, **kwargs: Any) -> "Config":
-        """Return a copy with the non-None keyword values set in ``section``."""
+        """Return a copy with the non-None keyword values set in ``section`` (type- and
+        range-checked as YAML values are: MamoError naming the key)."""
+        if section not in ("data", "model", "train"):
+            raise MamoError(f"unknown config section {section!r}; expected data, model, train")
         new = Config.from_dict(self.to_dict())
-        sub = getattr(new, section)
-        for k, v in kwargs.items():
-            if v is not None:
-                if not hasattr(sub, k):
-                    raise MamoError(f"unknown config key {section}.{k}")
-                setattr(sub, k, v)
+        values = {k: v for k, v in kwargs.items() if v is not None}
+        setattr(new, section, _build(getattr(new, section), values, section, None))
         return new.validate()
 
 
@@ -181,17 +182,37 @@ def _build(default: Any, values: Dict[str, Any], section: str, source: str) -> A
         if key not in known:
             raise MamoError(f"unknown config key {section}.{key}; known keys: {', '.join(sorted(known))}",
                             path=source)
-        expected = type(getattr(default, key))
-        if value is not None and getattr(default, key) is not None:
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            elif expected is bool and not isinstance(value, bool):
-                raise MamoError(f"config key {section}.{key} must be true or false, got {value!r}", path=source)
-            elif not isinstance(value, expected):
-                raise MamoError(f"config key {section}.{key} must be {expected.__name__}, got {value!r}",
+        expected, optional = _field_type(type(default), key)
+        if value is None:
+            if not optional:
+                raise MamoError(f"config key {section}.{key} must be {_TYPE_WORDS[expected]}, got null",
                                 path=source)
+        elif expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif expected is bool and not isinstance(value, bool):
+            raise MamoError(f"config key {section}.{key} must be true or false, got {value!r}", path=source)
+        elif isinstance(value, bool) and expected is not bool:
+            raise MamoError(f"config key {section}.{key} must be {_TYPE_WORDS[expected]}, got {value!r}", path=source)
+        elif not isinstance(value, expected):
+            raise MamoError(f"config key {section}.{key} must be {_TYPE_WORDS[expected]}"
+                            f"{' or null' if optional else ''}, got {value!r}", path=source)
+        elif expected is float and not math.isfinite(value):
+            raise MamoError(f"config key {section}.{key} must be a finite number, got {value!r}", path=source)
         kwargs[key] = value
     return dataclasses.replace(default, **kwargs)
+
+
+_TYPE_WORDS = {int: "int", float: "float", str: "str", bool: "true or false"}
+
+
+def _field_type(cls, key: str):
+    """(type, may be null) of a config field, from the dataclass annotations (``Optional[float]``)."""
+    hint = typing.get_type_hints(cls)[key]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is Union and type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        return inner, True
+    return hint, False
 
 
 def _choice(key: str, value: Any, allowed) -> None:

@@ -350,6 +350,8 @@ def load_recommender(checkpoint, device: Optional[str] = None, backend: Optional
     from .train import DataBundle, Run
 
     ckpt = load_checkpoint(checkpoint)
+    from .plugins import import_recorded
+    import_recorded(ckpt, checkpoint)
     if ckpt.get("kind") != "model":
         raise MamoError("this is a resume checkpoint (last.pt); recommend from the run's best.pt", path=str(checkpoint))
     if "catalog" not in ckpt:

@@ -7,6 +7,7 @@ from typing import Dict, Optional
 
 import click
 
+from .cli_options import load_plugins, plugin_option
 from .errors import MamoError
 
 
@@ -84,10 +85,13 @@ def _table(user: str, n_ratings: int, top) -> str:
               help="Only for checkpoints without an item catalogue (older runs): where the data lies.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache (older checkpoints only).")
 @click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None)
-def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, data_dir, cache_dir, backend):
+@plugin_option
+def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, data_dir, cache_dir, backend,
+              plugins):
     """Top-k items for new users from their ratings (the model and its memories are not changed)."""
     frame = read_ratings_csv(ratings_path)
     user = parse_user(user_text)
+    load_plugins(plugins)
     rec = open_recommender(checkpoint, data_dir=data_dir, cache_dir=cache_dir, backend=backend)
     results = []
     if "user_id" in frame.columns:
@@ -119,10 +123,12 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
 @click.option("--data-dir", type=click.Path(), default=None, help="Only for checkpoints without an item catalogue.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache (older checkpoints only).")
 @click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None)
-def serve(checkpoint, host, port, data_dir, cache_dir, backend):
+@plugin_option
+def serve(checkpoint, host, port, data_dir, cache_dir, backend, plugins):
     """Serve recommendations over HTTP, with a web page at / (needs the `serve` extra: fastapi, uvicorn)."""
     from . import serve as service
     service._fastapi()                      # a clear message before the model is loaded
+    load_plugins(plugins)
     rec = open_recommender(checkpoint, data_dir=data_dir, cache_dir=cache_dir, backend=backend)
     click.echo(f"serving {rec.model_name} ({len(rec.catalog)} items) on http://{host}:{port}/ (Ctrl+C stops)")
     service.serve(rec, host=host, port=port)

@@ -5,6 +5,7 @@ adapted independently, so the order of test users does not matter.
 """
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -57,7 +58,7 @@ def evaluate_scenarios(model, algorithm: Algorithm, backend: Backend, splits: Sp
         results[name] = score_tasks(model, algorithm, backend, splits.test[name], data, inner, device)
         if progress:
             r = results[name]
-            print(f"  evaluated {name}: {r['users']} users, MAE {r['mae']:.4f}", flush=True)
+            logging.getLogger("mamo_l2l").info("  evaluated %s: %d users, MAE %.4f", name, r["users"], r["mae"])
     return results
 
 

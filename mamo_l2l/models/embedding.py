@@ -9,6 +9,11 @@ from torch import nn
 from ..data.types import PAD, UNKNOWN, FieldLayout
 
 
+def profile_dim(layout: Sequence[FieldLayout], dim: int) -> int:
+    """Width of a FieldEmbedder's output (a layout without fields gives one constant field)."""
+    return dim * max(len(layout), 1)
+
+
 class FieldEmbedder(nn.Module):
     """One embedding table per field (MAMO.md section 2).
 
@@ -26,12 +31,17 @@ class FieldEmbedder(nn.Module):
                 nn.init.zeros_(table.weight)
             with torch.no_grad():  # UNKNOWN starts at zero in every field (docs/data.md section 3)
                 table.weight[UNKNOWN].zero_()
+        # No fields at all (e.g. an atomic data set without <name>.user): one learned constant
+        # vector stands in, the same for every entity (docs/data.md, "Missing side files").
+        self.constant = nn.Parameter(torch.randn(dim)) if not self.layout else None
 
     @property
     def out_dim(self) -> int:
-        return self.dim * len(self.layout)
+        return profile_dim(self.layout, self.dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.constant is not None:
+            return self.constant.expand(*x.shape[:-1], self.dim)
         parts = []
         for f, table in zip(self.layout, self.tables):
             idx = x[..., f.start:f.stop]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .embedding import profile_dim
 from .recommender import Recommender
 
 
@@ -35,5 +36,5 @@ class MeLUHead(nn.Module):
 
 
 def build_melu(user_layout, item_layout, field_dim: int, hidden: int, rating_mean: float) -> Recommender:
-    head = MeLUHead(field_dim * len(user_layout), field_dim * len(item_layout), hidden, rating_mean)
+    head = MeLUHead(profile_dim(user_layout, field_dim), profile_dim(item_layout, field_dim), hidden, rating_mean)
     return Recommender(user_layout, item_layout, field_dim, head)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data.types import FieldLayout
-from .embedding import FieldEmbedder
+from .embedding import FieldEmbedder, profile_dim
 
 
 def mlp(sizes: Sequence[int], act_last: bool) -> nn.Sequential:
@@ -79,7 +79,7 @@ class Recommender(nn.Module):
 
 def build_recommender(user_layout, item_layout, field_dim: int, embed_dim: int, hidden: int,
                       rating_mean: float) -> Recommender:
-    user_dim = field_dim * len(user_layout)
-    item_dim = field_dim * len(item_layout)
+    user_dim = profile_dim(user_layout, field_dim)
+    item_dim = profile_dim(item_layout, field_dim)
     head = RatingHead(user_dim, item_dim, embed_dim, hidden, rating_mean)
     return Recommender(user_layout, item_layout, field_dim, head)

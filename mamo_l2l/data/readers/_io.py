@@ -179,3 +179,40 @@ def read_typed(path: Path, expected: str, labels: Sequence, numeric: Sequence, *
         except (ValueError, TypeError):   # MamoError is neither: it propagates
             pass
     return read_table(path, expected, sep=sep, encoding=encoding, dtype=str, **kwargs)
+
+
+def check_field_counts(path: Path, sep: str, n_fields: int, expected: str) -> None:
+    """MamoError at the first non-blank line that does not hold exactly ``n_fields`` fields
+    separated by ``sep`` (pandas would fill a short line with missing values, silently).
+
+    Fast path: one count of the separator over the file's bytes; the line-by-line scan runs only
+    when the total differs (a bad line, or blank lines)."""
+    data = path.read_bytes()
+    s = sep.encode("latin-1")
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    if data.count(s) == (n_fields - 1) * lines:
+        return
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        found = raw.count(s) + 1
+        if found != n_fields:
+            raise MamoError(f"expected {n_fields} fields separated by {separator_name(sep)}, found {found} "
+                            f"({expected})", path=str(path), line=number)
+
+
+def check_csv_field_counts(path: Path, sep: str, encoding: str, expected: str, escapechar: str = "\\") -> None:
+    """``check_field_counts`` for quoted CSV (a separator inside quotes is text): every record
+    must have as many fields as the header."""
+    import csv
+    with open(path, "r", encoding=encoding, newline="") as f:
+        reader = csv.reader(f, delimiter=sep, quotechar='"', escapechar=escapechar, doublequote=True)
+        width = None
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            if width is None:
+                width = len(record)
+            elif len(record) != width:
+                raise MamoError(f"expected {width} fields separated by {separator_name(sep)} (as in the header), "
+                                f"found {len(record)} ({expected})", path=str(path), line=reader.line_num)

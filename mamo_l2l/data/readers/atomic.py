@@ -29,7 +29,7 @@ from ..types import Field, RawDataset
 from ._frames import (age_bucket, as_token_tuples, as_tokens, check_rating_range, entity_table,
                       numeric_tokens, ratings_frame, require_ratings, title_series, to_float,
                       year_token)
-from ._io import (check_separator, first_line, numeric_column, read_typed, require_file, require_values,
+from ._io import (check_field_counts, check_separator, first_line, numeric_column, read_typed, require_file, require_values,
                   sha256_file)
 
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -74,6 +74,7 @@ def read_atomic_table(path: Path, kind: str, required: Sequence[str],
         raise MamoError(f"missing field(s) {', '.join(missing)}; the header has {', '.join(types)} "
                         f"({expected})", path=str(path), line=line)
     cells = header.split("\t")
+    check_field_counts(path, "\t", len(cells), expected)   # a short line would read as missing values
     common = dict(header=0, quoting=csv.QUOTE_NONE, keep_default_na=False, na_values=[""],
                   skiprows=line - 1)
     frame = read_typed(path, expected, cells, [c for c, f in zip(cells, types) if f in numeric],

@@ -20,7 +20,7 @@ from ...errors import MamoError
 from ..types import Field, RawDataset
 from ._frames import (age_bucket, as_tokens, check_rating_range, entity_table, ratings_frame, require_ratings,
                       title_series, to_float, year_token)
-from ._io import check_separator, first_line, numeric_column, read_typed, require_file, require_values, sha256_file
+from ._io import check_csv_field_counts, check_separator, first_line, numeric_column, read_typed, require_file, require_values, sha256_file
 
 RATING_RANGE = (1.0, 10.0)
 AGE_RANGE = (5.0, 100.0)
@@ -48,6 +48,7 @@ def _read(folder: Path, name: str, numeric: Sequence[str] = ()) -> pd.DataFrame:
     missing = [c for c in columns if c not in present]
     if missing:
         raise MamoError(f"missing column(s) {', '.join(missing)}; expected {expected}", path=str(path), line=line)
+    check_csv_field_counts(path, ";", "latin-1", expected)   # usecols would hide extra or missing fields
     # reading only the needed columns skips BX-Books' three image URLs (half its bytes)
     return read_typed(path, expected, list(columns), numeric, sep=";", encoding="latin-1", usecols=list(columns),
                       **_CSV)

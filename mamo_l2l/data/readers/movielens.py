@@ -20,7 +20,7 @@ from ...errors import MamoError
 from ..types import Field, RawDataset
 from ._frames import (age_bucket, as_token_tuples, as_tokens, check_rating_range, entity_table, numeric_tokens,
                       ratings_frame, require_ratings, title_series, to_float, year_token)
-from ._io import (check_separator, first_line, line_of_row, numeric_column, read_table, read_typed, require_file,
+from ._io import (check_field_counts, check_separator, first_line, line_of_row, numeric_column, read_table, read_typed, require_file,
                   require_values, sha256_file)
 from .atomic import MOVIELENS_RANGE, zip_prefix
 
@@ -38,6 +38,7 @@ def _checked(path: Path, expected: str, sep: str, n_fields: int, encoding: str =
     require_file(path, expected)
     line, text = first_line(path, encoding, expected)
     check_separator(path, line, text, sep, n_fields, expected)
+    check_field_counts(path, sep, n_fields, expected)   # every line, not only the first
     return path
 
 

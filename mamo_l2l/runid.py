@@ -1,0 +1,118 @@
+"""What makes two runs "the same": the one definition used by ``--resume``, ``load_run``
+(`mamo-l2l evaluate`, recommend, serve, inspect) and ``compare``'s reuse of finished runs.
+
+A run is identified by
+  * its model name and data fingerprint (the files and the data/protocol config),
+  * its result-affecting config: every config key except those in ``RESULT_NEUTRAL`` (where the
+    data files lie, the device, the CPU thread count),
+  * the package version and ``code_fingerprint(model_name)``: a sha256 over the source of the
+    modules that compute a result (models, algorithms, backends, training, scoring) plus the
+    module that registered the model (a plugin's), so that a finished run is not reused after
+    the model code changed (docs/operations.md).
+
+Callers that vary something on purpose pass it as ``allow`` (``--resume`` allows a new
+``train.epochs``/``train.patience``: docs/config.md; ``evaluate --backend`` allows another
+backend).
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from . import __version__
+
+# config keys that do not change a run's result
+RESULT_NEUTRAL: Tuple[str, ...] = ("data.data_dir", "train.device", "train.threads")
+# what --resume may change: the stopping rule (a resumed run then equals an uninterrupted run
+# made with the new values; docs/config.md)
+RESUME_MAY_CHANGE: Tuple[str, ...] = ("train.epochs", "train.patience")
+
+_PACKAGE = Path(__file__).resolve().parent
+# the source files whose change changes a trained model's result
+_CODE = ("models", "algorithms", "backends", "train.py", "supervised.py", "scoring.py", "metrics.py",
+         "catalogue.py", "references.py", "data/batching.py")
+
+
+def comparable_config(config: Dict[str, Any], allow: Iterable[str] = ()) -> Dict[str, Dict[str, Any]]:
+    """A config dict with defaults filled in for keys added since it was written, and the
+    result-neutral keys (and ``allow``) dropped; tuples become lists (as after a JSON round trip)."""
+    from .config import Config
+    skip = set(RESULT_NEUTRAL) | set(allow)
+    defaults = Config().to_dict()
+    out: Dict[str, Dict[str, Any]] = {}
+    for section, values in defaults.items():
+        merged = {**values, **dict((config or {}).get(section, {}) or {})}
+        out[section] = {k: v for k, v in merged.items() if f"{section}.{k}" not in skip}
+    return json.loads(json.dumps(out))
+
+
+def config_differences(mine: Dict[str, Any], theirs: Dict[str, Any], allow: Iterable[str] = ()
+                       ) -> List[Tuple[str, Any, Any]]:
+    """[(section.key, theirs, mine)] of the result-affecting keys that differ."""
+    a, b = comparable_config(mine, allow), comparable_config(theirs, allow)
+    out = []
+    for section in a:
+        for key in sorted(set(a[section]) | set(b[section])):
+            if a[section].get(key) != b[section].get(key):
+                out.append((f"{section}.{key}", b[section].get(key), a[section].get(key)))
+    return out
+
+
+def describe(diffs: List[Tuple[str, Any, Any]], theirs: str = "there", mine: str = "here") -> str:
+    return ", ".join(f"{k}={b!r} {theirs}, {a!r} {mine}" for k, b, a in diffs)
+
+
+_FINGERPRINTS: Dict[str, str] = {}
+
+
+def _source_files(model_name: Optional[str]) -> List[Path]:
+    files: List[Path] = []
+    for rel in _CODE:
+        p = _PACKAGE / rel
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    if model_name is not None:
+        from .algorithms import MODELS
+        builder = MODELS.get(model_name)
+        try:
+            src = inspect.getsourcefile(builder) if builder is not None else None
+        except TypeError:
+            src = None
+        if src is not None and _PACKAGE not in Path(src).resolve().parents:
+            files.append(Path(src).resolve())
+    return [f for f in files if f.is_file()]
+
+
+def code_fingerprint(model_name: Optional[str] = None) -> str:
+    """sha256 (hex, 16 characters) over the source of the result-computing modules and of the
+    module that registered ``model_name`` when it lies outside mamo_l2l (a plugin)."""
+    key = str(model_name)
+    if key not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        for f in _source_files(model_name):
+            rel = f.relative_to(_PACKAGE) if _PACKAGE in f.parents else Path(f.name)
+            h.update(str(rel).replace("\\", "/").encode() + b"\0" + f.read_bytes() + b"\0")
+        _FINGERPRINTS[key] = h.hexdigest()[:16]
+    return _FINGERPRINTS[key]
+
+
+def code_identity(model_name: Optional[str]) -> Dict[str, str]:
+    """What a run records of the code that made it (checkpoints, metrics.json)."""
+    return {"mamo_l2l_version": __version__, "code_fingerprint": code_fingerprint(model_name),
+            "python": "%d.%d" % sys.version_info[:2]}
+
+
+def code_differs(recorded: Dict[str, Any], model_name: Optional[str]) -> Optional[str]:
+    """Why a run recorded as ``recorded`` (its metrics.json or checkpoint) was made by other
+    code, or None when it was made by this code."""
+    if not recorded.get("code_fingerprint"):
+        return "it records no code fingerprint (made by an older mamo_l2l)"
+    version = recorded.get("mamo_l2l_version") or (recorded.get("versions") or {}).get("mamo_l2l")
+    if version != __version__:
+        return f"it was made by mamo_l2l {version}, this is {__version__}"
+    if recorded["code_fingerprint"] != code_fingerprint(model_name):
+        return "the model code changed since (code fingerprint differs)"
+    return None

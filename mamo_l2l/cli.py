@@ -272,7 +272,7 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
 
     from . import compare as comparison
     from .train import check_device
-    quiet = bool(quiet or click.get_current_context().meta.get("mamo_l2l.quiet"))
+    quiet = _quiet(quiet)      # epoch lines are log lines; the per-run lines below are echoed
     load_plugins(plugins)
     cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
                                epochs=epochs, device=device, local_steps=local_steps)

@@ -114,7 +114,7 @@ def _resumable(folder: Path, config: Config, fingerprint: str) -> bool:
     return code_differs(ckpt, config.model.name) is None
 
 
-def train_or_reuse(bundle, config: Config, folder: Path, progress: bool = True,
+def train_or_reuse(bundle, config: Config, folder: Path, progress: bool = True, catalogue: bool = True,
                    log: Callable[[str], None] = _log) -> tuple:
     """(metrics, reused) for one run: reuse ``folder``'s metrics.json when it matches, else train
     (continuing from last.pt when the folder's config.yaml matches) and evaluate."""
@@ -132,7 +132,7 @@ def train_or_reuse(bundle, config: Config, folder: Path, progress: bool = True,
         write_text_atomic(folder / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         run = api.fit(bundle, config, model_name=config.model.name, out_dir=folder, resume=resume,
                       progress=progress)
-        metrics = api.evaluate(run)
+        metrics = api.evaluate(run, catalogue=catalogue)
         api.write_metrics(metrics, folder)
     return metrics, False
 
@@ -146,11 +146,13 @@ def _duration(seconds: float) -> str:
 
 def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
             command: Optional[str] = None, progress: bool = True,
-            log: Callable[[str], None] = _log, paired_with: Optional[str] = None) -> Dict[str, Any]:
+            log: Callable[[str], None] = _log, paired_with: Optional[str] = None,
+            catalogue: bool = True) -> Dict[str, Any]:
     """Train or reuse ``models`` x seeds 0..seeds-1 under ``config`` (its model name and seed are
     set per run), write the result files into ``out_dir`` and return the results.json content.
     ``paired_with`` (default: the first model) is compared seed by seed with each other model
-    (``paired_comparison``)."""
+    (``paired_comparison``). ``catalogue=False`` skips the catalogue ranking of newly trained runs
+    (slow on large catalogues: about 5 minutes a run on Book-Crossing's 65k items, measured)."""
     from . import api
     from .algorithms import require_models
     models = list(dict.fromkeys(models))
@@ -176,7 +178,8 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
             log(f"[run {done + 1}/{total}] {model} seed {seed}: {done} done, elapsed "
                 f"{_duration(time.perf_counter() - started)}, ETA {_eta(models, seeds, done, model, seed, seconds_by_model)}")
             t0 = time.perf_counter()
-            metrics, reused = train_or_reuse(bundle, run_config, folder, progress=progress, log=log)
+            metrics, reused = train_or_reuse(bundle, run_config, folder, progress=progress, log=log,
+                                             catalogue=catalogue)
             seconds = time.perf_counter() - t0
             if reused:
                 log(f"  reusing {folder} (its metrics.json has the same config and data)")

@@ -163,3 +163,13 @@ def test_paired_verdicts_by_hand():
     assert p["models"]["b"]["warm"]["ndcg@3"]["verdict"] == "within noise"  # identical: zero spread
     results["results"]["b"]["warm"]["ndcg@3"]["values"] = [0.6, 0.7, 0.8]
     assert paired_comparison(results, "a")["models"]["b"]["warm"]["ndcg@3"]["verdict"] == "worse"
+
+
+def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
+    res = CliRunner().invoke(app, ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir),
+                                   "--models", "item-mean", "--seeds", "1", "--out", str(tmp_path / "out"),
+                                   "--cache-dir", str(tmp_path / "cache"), "--no-catalogue", "--quiet"])
+    assert res.exit_code == 0, res.output
+    metrics = _run_metrics(tmp_path / "out", "item-mean", 0)
+    assert all("catalogue" not in s for s in metrics["scenarios"].values())
+    assert "mae" in metrics["scenarios"]["warm"]

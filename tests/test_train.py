@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from torch.func import functional_call
 
 from mamo_l2l import api
 from mamo_l2l.backends.base import InnerLoop, masked_mse
@@ -60,7 +61,8 @@ def test_meta_batch_of_one_is_the_sequential_procedure():
                                     lambda f: masked_mse(f(p_u, p_s), b.support_y[0], b.support_mask[0]),
                                     inner, second_order=True)
         loss = masked_mse(adapted.forward(p_u, p_q), b.query_y[0], b.query_mask[0])
-        write = algo.memory_write(p_u, attention, adapted.params, loss)
+        write = algo.functional_write(p_u, attention, adapted.params, lambda prm: masked_mse(
+            functional_call(model.head, prm, (p_u, p_q)), b.query_y[0], b.query_mask[0]))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -100,7 +100,7 @@ SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False}
 @dataclass
 class TrainConfig:
     """Inner and outer loop (MAMO.md sections 6-7, 9)."""
-    backend: str = "func"         # func | l2l | higher (docs/backends.md)
+    backend: str = "func"         # a name in backends.BACKENDS: func | l2l | higher (docs/backends.md)
     local_steps: int = 1
     local_lr: float = 0.01        # rho
     outer_lr: float = 1e-3        # lambda
@@ -117,7 +117,8 @@ class TrainConfig:
     eval_every: int = 1
 
     def validate(self) -> None:
-        _choice("train.backend", self.backend, ("l2l", "higher", "func"))
+        from .backends import BACKENDS   # the registry (a backend of your own counts too)
+        _choice("train.backend", self.backend, BACKENDS)
         _choice("train.outer_optimizer", self.outer_optimizer, ("adam", "sgd"))
         _choice("train.select_metric", self.select_metric, SELECT_METRICS)
         if self.local_steps < 0:

@@ -83,7 +83,7 @@ def test_checkpoint_round_trip_and_other_data_refused(tmp_path):
     other = synthetic.bundle(cfg)
     other.data.fingerprint = "another data set"
     fresh = build_run(other, cfg, "mamo")
-    from mamo_l2l.train import check_compatible
+    from mamo_l2l.runid import check_compatible
     with pytest.raises(MamoError, match="other data"):
         check_compatible(ckpt, fresh, tmp_path / "best.pt")
     fresh.bundle = run.bundle

@@ -234,3 +234,31 @@ def _counts(data: EncodedDataset, cfg: DataConfig, seed: int, cutoffs: Dict[str,
         "splits": {"train": _task_counts(train, False), "valid": _task_counts(valid, False),
                    "warm_test": _task_counts(test["warm"], False)},
     }
+
+
+def format_counts(c: dict) -> str:
+    """The counts dict (``build_splits``) as a readable table: `mamo-l2l data info` prints it, a run logs it."""
+    if c.get("item_state") == "first_seen":
+        cutoff = (f"items first rated after t={c['item_time_cutoff']:.0f} are new"
+                  if c.get("item_time_cutoff") is not None else "no timestamps: all items existing")
+    elif c.get("item_year_cutoff") is not None:
+        cutoff = f"items released after {c['item_year_cutoff']:g} are new"
+    else:
+        cutoff = "no item years: all items existing"
+    t = c["totals"]
+    lines = [
+        f"data set {c['dataset']}  (seed {c['seed']}; {cutoff}; warm test: {c['warm_eval']})",
+        f"all: {t['users']:,} users, {t['items']:,} items, {t['ratings']:,} ratings",
+        "",
+        f"{'scenario':<16}{'raw ratings':>12}{'users':>9}{'items':>9}{'ratings':>10}",
+    ]
+    for s in SCENARIOS:
+        v = c["scenarios"][s]
+        lines.append(f"{s:<16}{c['partition'][s]:>12,}{v['users']:>9,}{v['items']:>9,}{v['ratings']:>10,}")
+    lines += ["", f"{'split':<16}{'users':>9}{'ratings':>10}"]
+    for s in ("train", "valid", "warm_test"):
+        v = c["splits"][s]
+        lines.append(f"{s:<16}{v['users']:>9,}{v['ratings']:>10,}")
+    lines += ["", "raw ratings: the scenario's share of all ratings before the user filter; users/items/ratings:",
+              "what the scenario's test tasks hold (support + query); each task scores its query ratings."]
+    return "\n".join(lines)

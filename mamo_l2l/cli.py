@@ -126,7 +126,7 @@ def _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_e
 @app.command()
 @click.option("--dataset", default=None, help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files in a supported format (skips fetching).")
-@click.option("--format", "fmt", default=None, help="Force a reader (see `mamo-l2l data info --help`).")
+@click.option("--format", "fmt", default=None, help="Force a reader: a data format name (docs/data-formats.md). [default: detected]")
 @click.option("--config", "config_path", default=None,
               help="YAML config (docs/config.md), or a packaged one by name: melu-paper, melu-5. Flags override it.")
 @click.option("--model", "model_name", default=None,
@@ -233,7 +233,7 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 @app.command()
 @click.option("--dataset", default=None, help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files in a supported format (skips fetching).")
-@click.option("--format", "fmt", default=None, help="Force a reader (see `mamo-l2l data info --help`).")
+@click.option("--format", "fmt", default=None, help="Force a reader: a data format name (docs/data-formats.md). [default: detected]")
 @click.option("--models", default="mamo,melu,maml", show_default=True,
               help="Comma-separated models (docs/models.md).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per model.")

@@ -20,7 +20,7 @@ class DataConfig:
     """Which data and which cold-start protocol (PROTOCOL.md)."""
     dataset: str = "ml-100k"
     data_dir: Optional[str] = None          # folder with files in a supported format
-    format: Optional[str] = None            # force a reader; None = detect
+    format: Optional[str] = None            # force a reader (a name in data.readers.FORMATS); None = detect
     min_count: int = 2                      # rarer feature values fold into "other"
     item_id_feature: bool = True            # item identity field for items seen in training
     protocol: str = "melu"
@@ -41,6 +41,9 @@ class DataConfig:
         _choice("data.over_max", self.over_max, ("sample", "drop"))
         _choice("data.warm_eval", self.warm_eval, ("heldout", "seen"))
         _choice("data.protocol", self.protocol, ("melu",))
+        if self.format is not None:
+            from .data.readers import FORMATS   # the data format registry (docs/data-formats.md)
+            _choice("data.format", self.format, FORMATS)
         for key in ("new_item_share", "existing_user_share", "valid_user_share"):
             v = getattr(self, key)
             if not 0.0 <= v <= 1.0:

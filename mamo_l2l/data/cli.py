@@ -20,7 +20,7 @@ def data() -> None:
 @data.command("info")
 @click.option("--dataset", help="data set name (ml-100k, ml-1m, book-crossing, ...); default: the config's")
 @click.option("--data-dir", type=click.Path(), help="folder holding the data set's files (skips fetching)")
-@click.option("--format", "fmt", help="force a reader instead of detecting the format")
+@click.option("--format", "fmt", help="force a reader instead of detecting the format: a data format name (docs/data-formats.md)")
 @click.option("--cache-dir", type=click.Path(), help="cache folder (default ~/.cache/mamo_l2l)")
 @click.option("--seed", type=int, help="seed of the user split and sampling; default: the config's train.seed")
 @click.option("--config", "config_path", type=click.Path(), help="YAML config; its data section sets the protocol")

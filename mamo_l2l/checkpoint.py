@@ -26,12 +26,12 @@ def library_versions() -> Dict[str, str]:
     import pandas
     out = {"mamo_l2l": __version__, "torch": str(torch.__version__), "numpy": numpy.__version__,
            "pandas": pandas.__version__, "python": platform.python_version()}
-    try:
-        from importlib.metadata import version
-        out["learn2learn"] = version("learn2learn")
-        out["higher"] = version("higher")
-    except Exception:  # metadata missing: versions are informative only
-        pass
+    from importlib.metadata import PackageNotFoundError, version
+    for name in ("learn2learn", "higher"):   # optional backends: recorded when installed
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
     return out
 
 

@@ -46,9 +46,10 @@ def run(config: Config, out_dir, resume: Union[bool, str] = False, reuse: bool =
     checkpoint (docs/operations.md).
     """
     from .algorithms import require_models
+    from .backends import require_backend
     config = config.validate()
-    name = config.model.name
-    require_models(name)             # fail before any data is read or file written
+    require_models(config.model.name)     # fail before any data is read or file written
+    require_backend(config.train.backend)
     check_device(config.train.device)
     out = Path(out_dir)
     with RunLock(out):

@@ -71,14 +71,20 @@ def backend_info(name: str) -> BackendInfo:
         raise MamoError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}") from None
 
 
-def get_backend(name: str):
-    """A fresh instance of the backend called ``name``."""
+def require_backend(name: str) -> BackendInfo:
+    """The registry entry of ``name``; MamoError when it is unknown or its extra is not installed."""
     info = backend_info(name)
     missing = info.missing_dependency()
     if missing is not None:
         raise MamoError(missing)
+    return info
+
+
+def get_backend(name: str):
+    """A fresh instance of the backend called ``name``."""
+    info = require_backend(name)
     module, _, cls = info.target.partition(":")
     return getattr(importlib.import_module(module), cls)()
 
 
-__all__ = ["BACKENDS", "BackendInfo", "backend_info", "default_backend", "get_backend", "register_backend"]
+__all__ = ["BACKENDS", "BackendInfo", "backend_info", "default_backend", "get_backend", "register_backend", "require_backend"]

@@ -14,9 +14,11 @@ def load_plugins(plugins) -> None:
 
 
 def backend_option(help: str = "Meta-learner backend (docs/backends.md). [default: func]"):
-    """``--backend``, its choices from the backend registry (mamo_l2l/backends/__init__.py)."""
+    """``--backend``: a name in the backend registry (mamo_l2l/backends/__init__.py), listed in the
+    help; checked with the config after ``--plugin`` modules ran, so a plugin's backend counts."""
     from .backends import BACKENDS
-    return click.option("--backend", type=click.Choice(list(BACKENDS)), default=None, help=help)
+    return click.option("--backend", metavar="|".join(BACKENDS), default=None,
+                        help=f"{help} A backend a --plugin registers counts too.")
 
 
 def scenario_option(help: str):

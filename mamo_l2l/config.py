@@ -17,7 +17,7 @@ from .errors import MamoError
 
 @dataclass
 class DataConfig:
-    """Which data and which cold-start protocol (PROTOCOL.md)."""
+    """Which data and which cold-start protocol (docs/protocol.md)."""
     dataset: str = "ml-100k"
     data_dir: Optional[str] = None          # folder with files in a supported format
     format: Optional[str] = None            # force a reader (a name in data.readers.FORMATS); None = detect
@@ -67,7 +67,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The recommender and MAMO's memories (MAMO.md sections 2-5, 9)."""
+    """The recommender and MAMO's memories (docs/algorithm.md: the recommender and the memories)."""
     name: str = "mamo"
     field_dim: int = 32          # d_f
     embed_dim: int = 32          # d
@@ -102,7 +102,7 @@ SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False}
 
 @dataclass
 class TrainConfig:
-    """Inner and outer loop (MAMO.md sections 6-7, 9)."""
+    """Inner and outer loop (docs/algorithm.md: local and global update)."""
     backend: str = "func"         # a name in backends.BACKENDS: func | l2l | higher (docs/backends.md)
     local_steps: int = 1
     local_lr: float = 0.01        # rho

@@ -1,4 +1,4 @@
-"""MAMO (MAMO.md sections 4-7): memory-personalised start, memory writes after each training task."""
+"""MAMO (docs/algorithm.md: the memories, local and global update): memory-personalised start, memory writes after each training task."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple

@@ -13,19 +13,20 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 from ..errors import MamoError
 
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """How to load one backend. ``target`` is ``"module:Class"`` (a Backend subclass);
+    """How to load one backend. ``target`` is a Backend subclass or ``"module:Class"`` (imported
+    when first used);
     ``batched``: it runs a whole meta-batch per call (auto threads use all cores, backends'
     ``threads_for``); ``requires``: the import name of an optional dependency, installed by
     the pip extra ``extra``."""
     name: str
-    target: str
+    target: Union[str, type]
     summary: str = ""
     batched: bool = False
     requires: Optional[str] = None
@@ -43,9 +44,10 @@ class BackendInfo:
 BACKENDS: Dict[str, BackendInfo] = {}
 
 
-def register_backend(name: str, target: str, summary: str = "", batched: bool = False,
+def register_backend(name: str, target: Union[str, type], summary: str = "", batched: bool = False,
                      requires: Optional[str] = None, extra: Optional[str] = None) -> BackendInfo:
-    """Register (or replace) the backend ``name``, loaded from ``target`` ("module:Class") when used."""
+    """Register (or replace) the backend ``name``: ``target`` is the Backend subclass, or
+    "module:Class" to import when the backend is first used."""
     info = BackendInfo(name, target, summary, batched, requires, extra)
     BACKENDS[name] = info
     return info
@@ -83,6 +85,8 @@ def require_backend(name: str) -> BackendInfo:
 def get_backend(name: str):
     """A fresh instance of the backend called ``name``."""
     info = require_backend(name)
+    if not isinstance(info.target, str):
+        return info.target()
     module, _, cls = info.target.partition(":")
     return getattr(importlib.import_module(module), cls)()
 

@@ -25,7 +25,7 @@ from .types import SCENARIOS, EncodedDataset, FieldLayout, RawDataset, Splits, T
 
 # Bump whenever readers/features/protocol change their output, so stale entries are not used.
 # 2: item display titles (EncodedDataset.item_titles) are cached too.
-# 3: task items in a seeded random order, not by item index (issue 9; docs/data.md step 7).
+# 3: task items in a seeded random order, not by item index (issue 9; docs/protocol.md step 7).
 DATA_VERSION = 3
 
 _SPLIT_NAMES = ("train", "valid") + tuple(f"test_{s}" for s in SCENARIOS)

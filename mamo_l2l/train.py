@@ -107,7 +107,7 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     run.out_dir = Path(out_dir) if out_dir is not None else None
     if trainer_of(run.algorithm) == "none":
         return _fit_without_training(run)
-    model, algorithm, backend = run.model, run.algorithm, run.backend
+    model, algorithm = run.model, run.algorithm
     train_users = training_user_rows(bundle)
     algorithm.begin_training(train_users, t.seed)   # e.g. MAMO's memory keys (a resume overwrites them)
     optimizer = _optimizer(model, config)
@@ -117,37 +117,11 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
              "train_tasks": 0}
     if resume:
         state = _restore(run, optimizer, state)
-    train_tasks = bundle.splits.train
-    valid_tasks = bundle.splits.valid
     for epoch in range(state["epoch"] + 1, t.epochs + 1):
         if state["stopped"]:
             break
-        started = time.perf_counter()
-        model.train()
-        bar = progress_bar(epochs.total, f"epoch {epoch}/{t.epochs}", progress, epochs.unit)
-        losses = epochs.run_epoch(epoch, bar)
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - started
-        epoch_notes = algorithm.end_epoch(train_users)   # e.g. MAMO's slot re-seeding and diagnostics
-        state["train_seconds"] += seconds
-        state["train_tasks"] += len(train_tasks)
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                  "seconds": seconds, "tasks_per_s": len(train_tasks) / max(seconds, 1e-9), **epoch_notes}
-        if valid_tasks and epoch % t.eval_every == 0:
-            v = score_tasks(model, algorithm, backend, valid_tasks, bundle.data, run.inner, t.device)
-            record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
-            # the selection score is always "lower is better": higher-is-better metrics are negated
-            score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]
-            if score < state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
-                             best_state=copy.deepcopy(model.state_dict()))
-            else:
-                state["bad_epochs"] += 1
-                if state["bad_epochs"] >= t.patience:
-                    state["stopped"] = True
-        elif not valid_tasks:  # nothing to select on: the last epoch is the model
-            state.update(best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
+        record = _train_epoch(run, epochs, epoch, train_users, state, progress)
+        _select(run, epoch, record, state)
         state["history"].append(record)
         state["epoch"] = epoch
         _log_epoch(record, state)
@@ -166,6 +140,43 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     if run.out_dir is not None:
         save_model(run, run.out_dir / BEST)
     return run
+
+
+def _train_epoch(run: Run, epochs, epoch: int, train_users, state: Dict[str, Any], progress: bool) -> Dict[str, Any]:
+    """One training epoch and the algorithm's end of epoch; the epoch's history record."""
+    n_tasks = len(run.bundle.splits.train)
+    started = time.perf_counter()
+    run.model.train()
+    bar = progress_bar(epochs.total, f"epoch {epoch}/{run.config.train.epochs}", progress, epochs.unit)
+    losses = epochs.run_epoch(epoch, bar)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - started
+    epoch_notes = run.algorithm.end_epoch(train_users)   # e.g. MAMO's slot re-seeding and diagnostics
+    state["train_seconds"] += seconds
+    state["train_tasks"] += n_tasks
+    return {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "seconds": seconds, "tasks_per_s": n_tasks / max(seconds, 1e-9), **epoch_notes}
+
+
+def _select(run: Run, epoch: int, record: Dict[str, Any], state: Dict[str, Any]) -> None:
+    """Validation and early stopping: score the validation users every ``eval_every`` epochs, keep
+    the best state by ``select_metric``, stop after ``patience`` epochs without improvement."""
+    t, valid_tasks = run.config.train, run.bundle.splits.valid
+    if valid_tasks and epoch % t.eval_every == 0:
+        v = score_tasks(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data, run.inner, t.device)
+        record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
+        # the selection score is always "lower is better": higher-is-better metrics are negated
+        score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]
+        if score < state["best_score"]:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
+                         best_state=copy.deepcopy(run.model.state_dict()))
+        else:
+            state["bad_epochs"] += 1
+            if state["bad_epochs"] >= t.patience:
+                state["stopped"] = True
+    elif not valid_tasks:  # nothing to select on: the last epoch is the model
+        state.update(best_epoch=epoch, best_state=copy.deepcopy(run.model.state_dict()))
 
 
 def _fit_without_training(run: Run) -> Run:

@@ -19,8 +19,7 @@ from .errors import MamoError
 from .faults import TrainingInterrupted, check_finite, stop_requested
 from .progress import bar as progress_bar, ensure_visible, log
 from .runfiles import BEST, LAST, RunLock
-from .runtime import (DataBundle, Run, build_run, check_device, load_data, peak_memory_mib,  # noqa: F401
-                      rating_mean, training_user_rows)
+from .runtime import DataBundle, Run, build_run, check_device, training_user_rows
 from .scoring import score_tasks
 
 

@@ -267,3 +267,12 @@ def test_generic_algorithm_writes_come_back_per_task():
             assert wb["loss"].item() == pytest.approx(out.query_loss[k].item(), abs=1e-6)
             assert wb["loss"].item() == pytest.approx(wa["loss"].item(), abs=1e-5)
             assert torch.allclose(wb["p_u"], model.user_embedder(batch.user_x[k]), atol=1e-6)
+
+
+def test_an_old_style_memory_write_is_refused():
+    """The write is stated once (functional_write); a class still defining the old autograd twin
+    would silently write nothing, so it is refused when defined."""
+    with pytest.raises(TypeError, match="functional_write"):
+        class OnlyAutograd(Algorithm):
+            def memory_write(self, p_u, context, adapted, query_loss):
+                return query_loss.detach()

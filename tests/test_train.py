@@ -12,7 +12,8 @@ from mamo_l2l.checkpoint import load_checkpoint, save_checkpoint
 from mamo_l2l.config import Config
 from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
 from mamo_l2l.errors import MamoError
-from mamo_l2l.train import build_run, fit, training_user_rows
+from mamo_l2l.runtime import build_run, training_user_rows
+from mamo_l2l.train import fit
 
 import synthetic
 

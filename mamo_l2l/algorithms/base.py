@@ -23,6 +23,13 @@ class Algorithm:
     def __init__(self, model: Recommender):
         self.model = model
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "memory_write" in cls.__dict__:   # the autograd twin that existed before: never silently unused
+            raise TypeError(f"{cls.__name__} defines memory_write, which is no longer called: state the write "
+                            "once as functional_write(p_u, context, adapted, query_loss) with torch.func "
+                            "(docs/backends.md, docs/extending.md)")
+
     def start(self, p_u: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Any]:
         """Return (overrides, context).
 

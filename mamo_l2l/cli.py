@@ -54,6 +54,17 @@ def _quiet(flag: bool) -> bool:
     return False
 
 
+def _quiet_epochs(flag: bool) -> bool:
+    """compare's own --quiet: no progress bars, data counts or epoch lines (the ``mamo_l2l.run``
+    logger), the per-run lines stay; the group's -q silences everything below warnings."""
+    import logging
+    if click.get_current_context().meta.get("mamo_l2l.quiet"):
+        return _quiet(True)
+    if flag:
+        logging.getLogger("mamo_l2l.run").setLevel(logging.WARNING)
+    return flag
+
+
 def _verbose(flag: bool) -> None:
     import logging
     if flag:
@@ -245,18 +256,20 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder. [default: results/<dataset>]")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache. [default: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l]")
 @click.option("--local-steps", type=int, default=None, help="Local steps for every model (training and evaluation).")
+@click.option("--catalogue/--no-catalogue", default=True, show_default=True,
+              help="Also rank the whole catalogue per test user (slow on large catalogues such as Book-Crossing's).")
 @click.option("--paired-with", default=None,
               help="Model compared seed by seed with each other model in results.md. [default: the first of --models]")
 @click.option("--quiet", is_flag=True, help="No progress bars or epoch lines (the per-run lines stay).")
 @plugin_option
 def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend, device, warm_eval, out_dir,
-            cache_dir, local_steps, paired_with, quiet, plugins):
+            cache_dir, local_steps, catalogue, paired_with, quiet, plugins):
     """Train (or reuse) every model x seed and write results.md/.csv/.json (+ mae.png) with mean and std."""
     import shlex
 
     from . import compare as comparison
     from .runtime import check_device
-    quiet = bool(quiet or click.get_current_context().meta.get("mamo_l2l.quiet"))
+    quiet = _quiet_epochs(quiet)   # epoch lines off; the per-run lines stay
     load_plugins(plugins)
     cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
                                epochs=epochs, device=device, local_steps=local_steps)
@@ -269,7 +282,7 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     try:
         with graceful_stop():
             comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
-                               paired_with=paired_with)
+                               paired_with=paired_with, catalogue=catalogue)
     except TrainingInterrupted as e:   # the run in progress saved its last.pt (docs/operations.md)
         import signal
         click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch} of the run in {e.out_dir}; "

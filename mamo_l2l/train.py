@@ -17,7 +17,7 @@ from .config import SELECT_METRICS, Config
 from .data.batching import MetaBatchSampler, pad_tasks
 from .errors import MamoError
 from .faults import TrainingInterrupted, check_finite, stop_requested
-from .progress import bar as progress_bar, ensure_visible, log
+from .progress import bar as progress_bar, ensure_visible, log, run_log
 from .runfiles import BEST, LAST, RunLock
 from .runtime import DataBundle, Run, build_run, check_device, training_user_rows
 from .scoring import score_tasks
@@ -198,7 +198,7 @@ def _log_epoch(record: Dict[str, float], state: Dict[str, Any]) -> None:
     if "valid_mae" in record:
         msg += (f"  valid MAE {record['valid_mae']:.4f} RMSE {record['valid_rmse']:.4f} "
                 f"nDCG@3 {record['valid_ndcg@3']:.4f}  (best epoch {state['best_epoch']})")
-    log.info(msg)
+    run_log.info(msg)
 
 
 def _restore(run: Run, optimizer, state: Dict[str, Any]) -> Dict[str, Any]:

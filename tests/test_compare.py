@@ -121,3 +121,55 @@ def test_catalogue_metrics_are_aggregated(compared):
     rows = {(r["model"], r["scenario"]): r for r in csv.DictReader(open(out / "results.csv"))}
     assert float(rows[("melu", "warm")]["catalogue_ndcg@10_mean"]) == pytest.approx((a + b) / 2)
     assert "Catalogue NDCG@10 per scenario" in (out / "results.md").read_text()
+
+
+def test_quiet_shows_the_per_run_lines_but_no_epoch_lines(compared):
+    _, _, output = compared
+    assert "[run 1/4]" in output
+    assert "train loss" not in output
+
+
+def test_paired_comparison_matches_the_runs(compared):
+    out, _, _ = compared
+    results = json.loads((out / "results.json").read_text())
+    paired = results["paired"]
+    assert paired["reference"] == MODELS[0] and set(paired["models"]) == {MODELS[1]}
+    for scen in ("warm", "user_cold"):
+        for metric in ("mae", "ndcg@3"):
+            diffs = [_run_metrics(out, MODELS[0], k)["scenarios"][scen][metric]
+                     - _run_metrics(out, MODELS[1], k)["scenarios"][scen][metric] for k in (0, 1)]
+            cell = paired["models"][MODELS[1]][scen][metric]
+            mean = sum(diffs) / 2
+            se = abs(diffs[0] - diffs[1]) / 2          # sample std / sqrt(2) for two values
+            assert cell["mean_diff"] == pytest.approx(mean, abs=1e-12)
+            assert cell["se"] == pytest.approx(se, abs=1e-12)
+            assert cell["ci95"] == pytest.approx([mean - 12.706 * se, mean + 12.706 * se], abs=1e-9)
+            inside = cell["ci95"][0] <= 0 <= cell["ci95"][1]
+            assert (cell["verdict"] == "within noise") == inside
+    md = (out / "results.md").read_text()
+    assert f"## Paired comparison: {MODELS[0]} against each model" in md
+
+
+def test_paired_verdicts_by_hand():
+    from mamo_l2l.compare import paired_comparison
+    values = {"a": [0.70, 0.71, 0.72], "b": [0.75, 0.76, 0.77], "c": [0.69, 0.73, 0.71]}
+    results = {"seeds": [0, 1, 2], "models": list(values), "scenarios": ["warm"],
+               "results": {m: {"warm": {"mae": {"values": v}, "ndcg@3": {"values": [0.5, 0.6, 0.7]}}}
+                           for m, v in values.items()}}
+    p = paired_comparison(results, "a")
+    assert p["models"]["b"]["warm"]["mae"]["verdict"] == "better"      # a is 0.05 lower every seed
+    assert p["models"]["b"]["warm"]["mae"]["mean_diff"] == pytest.approx(-0.05)
+    assert p["models"]["c"]["warm"]["mae"]["verdict"] == "within noise"
+    assert p["models"]["b"]["warm"]["ndcg@3"]["verdict"] == "within noise"  # identical: zero spread
+    results["results"]["b"]["warm"]["ndcg@3"]["values"] = [0.6, 0.7, 0.8]
+    assert paired_comparison(results, "a")["models"]["b"]["warm"]["ndcg@3"]["verdict"] == "worse"
+
+
+def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
+    res = CliRunner().invoke(app, ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir),
+                                   "--models", "item-mean", "--seeds", "1", "--out", str(tmp_path / "out"),
+                                   "--cache-dir", str(tmp_path / "cache"), "--no-catalogue", "--quiet"])
+    assert res.exit_code == 0, res.output
+    metrics = _run_metrics(tmp_path / "out", "item-mean", 0)
+    assert all("catalogue" not in s for s in metrics["scenarios"].values())
+    assert "mae" in metrics["scenarios"]["warm"]

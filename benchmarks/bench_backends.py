@@ -116,7 +116,7 @@ def worker(args) -> dict:
     from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
     from mamo_l2l.data.types import SCENARIOS
     from mamo_l2l.scoring import predict_tasks
-    from mamo_l2l.train import rating_mean
+    from mamo_l2l.runtime import rating_mean
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -202,7 +202,7 @@ def profile(args) -> None:
     from mamo_l2l.backends.base import InnerLoop
     from mamo_l2l.config import ModelConfig
     from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
-    from mamo_l2l.train import rating_mean
+    from mamo_l2l.runtime import rating_mean
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -34,7 +34,7 @@ def run_raw(args) -> dict:
     from mamo_l2l.data.features import FeatureEncoders
     from mamo_l2l.data.pipeline import prepare, source_dir
     from mamo_l2l.data.protocol import build_splits
-    from mamo_l2l.data.readers import load_raw
+    from mamo_l2l.data.pipeline import load_raw
     cfg = cfg_of(args)
     folder = source_dir(cfg, args.cache_dir, progress=False)
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ def main() -> None:
 
     import mamo_l2l as ml
     from mamo_l2l.diagnostics import memory_summary
-    from mamo_l2l.train import training_user_rows
+    from mamo_l2l.runtime import training_user_rows
 
     seeds = [int(s) for s in args.seeds.split(",")]
     results = []

@@ -1,21 +1,22 @@
-"""The Python API in a few calls: load data, fit, evaluate, save/load. See README's example."""
+"""Evaluating a run and loading a saved one: ``evaluate`` (the metrics.json content) and
+``load_run`` (a run rebuilt from its best.pt). With ``load_data`` (runtime.py), ``fit``
+(train.py) and ``run`` (pipeline.py) this is the Python API; see README's example."""
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from .checkpoint import library_versions, load_checkpoint
 from .config import Config
 from .data.types import SCENARIOS
 from .errors import MamoError
-from .scoring import evaluate_references, evaluate_scenarios, format_table
 from .plugins import loaded_plugins
 from .progress import log
-from .runfiles import write_text_atomic
-from .runid import code_identity
-from .train import DataBundle, Run, build_run, check_compatible, check_device, fit, load_data, peak_memory_mib
+from .runfiles import write_metrics  # noqa: F401  (part of the API)
+from .runid import check_compatible, code_identity
+from .runtime import DataBundle, Run, build_run, check_device, load_data, peak_device_memory_mib, peak_memory_mib
+from .scoring import evaluate_references, evaluate_scenarios, results_table  # noqa: F401
+from .train import fit  # noqa: F401  (part of the API)
 
 
 def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> None:
@@ -57,6 +58,9 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
     n_tasks = sum(len(splits.test[s]) for s in scenarios)
     timing = dict(run.timing, eval_seconds=seconds, eval_tasks_per_s=n_tasks / max(seconds, 1e-9),
                   catalogue_seconds=catalogue_seconds, peak_memory_mib=peak_memory_mib())
+    device_peak = peak_device_memory_mib(t.device)
+    if device_peak is not None:
+        timing["peak_device_memory_mib"] = device_peak
     return {
         "model": run.model_name, "dataset": run.config.data.dataset, "backend": t.backend, "seed": t.seed,
         "data_fingerprint": data.fingerprint, "local_steps_at_evaluation": run.inner.steps,
@@ -66,20 +70,6 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
         "config": run.config.to_dict(), "versions": library_versions(),
         "plugins": loaded_plugins(run.model_name), **code_identity(run.model_name),   # mamo_l2l/runid.py
     }
-
-
-def results_table(metrics: Dict[str, Any]) -> str:
-    title = (f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}, backend {metrics['backend']}, "
-             f"warm test: {metrics['warm_eval']})")
-    return format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
-
-
-def write_metrics(metrics: Dict[str, Any], out_dir) -> Path:
-    """metrics.json and results.txt in ``out_dir``, each written atomically (mamo_l2l/runfiles.py)."""
-    out = Path(out_dir)
-    path = write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=False) + "\n")
-    write_text_atomic(out / "results.txt", results_table(metrics) + "\n")
-    return path
 
 
 def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device: Optional[str] = None,
@@ -109,4 +99,4 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
 
 
 __all__ = ["Config", "DataBundle", "Run", "load_data", "fit", "evaluate", "load_run", "results_table",
-           "write_metrics"]
+           "write_metrics", "check_compatible"]

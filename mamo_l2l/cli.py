@@ -6,7 +6,7 @@ import sys
 import click
 
 from . import __version__
-from .cli_options import load_plugins, plugin_option
+from .cli_options import backend_option, load_plugins, plugin_option, scenario_option
 from .errors import MamoError
 
 
@@ -52,6 +52,17 @@ def _quiet(flag: bool) -> bool:
         logging.getLogger("mamo_l2l").setLevel(logging.WARNING)
         return True
     return False
+
+
+def _quiet_epochs(flag: bool) -> bool:
+    """compare's own --quiet: no progress bars, data counts or epoch lines (the ``mamo_l2l.run``
+    logger), the per-run lines stay; the group's -q silences everything below warnings."""
+    import logging
+    if click.get_current_context().meta.get("mamo_l2l.quiet"):
+        return _quiet(True)
+    if flag:
+        logging.getLogger("mamo_l2l.run").setLevel(logging.WARNING)
+    return flag
 
 
 def _verbose(flag: bool) -> None:
@@ -126,13 +137,13 @@ def _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_e
 @app.command()
 @click.option("--dataset", default=None, help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files in a supported format (skips fetching).")
-@click.option("--format", "fmt", default=None, help="Force a reader (see `mamo-l2l data info --help`).")
+@click.option("--format", "fmt", default=None, help="Force a reader: a data format name (docs/data-formats.md). [default: detected]")
 @click.option("--config", "config_path", default=None,
               help="YAML config (docs/config.md), or a packaged one by name: melu-paper, melu-5. Flags override it.")
 @click.option("--model", "model_name", default=None,
               help="Model to train (docs/models.md): mamo, maml, melu, mamo-no-feature-memory, mamo-no-task-memory, "
                    "supervised, supervised-finetune, item-mean, global-mean. [default: mamo]")
-@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: func]")
+@backend_option()
 @click.option("--seed", type=int, default=None, help="Fixes the user split, query sampling and init. [default: 0]")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Run folder. [default: runs/<model>-<dataset>-seed<seed>]")
 @click.option("--epochs", type=int, default=None)
@@ -162,14 +173,10 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
     `--out RUN --resume` (docs/operations.md)."""
     from pathlib import Path
 
-    import yaml
-
-    from . import api
-    from .algorithms import require_models
-    from .faults import TrainingInterrupted, graceful_stop, stop_requested
+    from .faults import TrainingInterrupted, graceful_stop
+    from .pipeline import run as run_pipeline
     from .progress import log
-    from .runfiles import RunLock, write_text_atomic
-    from .train import check_device
+    from .scoring import results_table
     quiet = _quiet(quiet)
     _verbose(verbose)
     load_plugins(plugins)
@@ -180,53 +187,40 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
     if resume:
         cfg = _resume_config(out_dir, config_path, data_opts, model_name, train_opts)
     else:
-        cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval,
-                                   **{k: v for k, v in train_opts.items()})
-    name = cfg.model.name
-    require_models(name)             # fail before any data is read or file written
-    check_device(cfg.train.device)
-    out = Path(out_dir or f"runs/{name}-{cfg.data.dataset}-seed{cfg.train.seed}")
+        cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval, **train_opts)
+    out = Path(out_dir or f"runs/{cfg.model.name}-{cfg.data.dataset}-seed{cfg.train.seed}")
 
     def notice(signum):
         import signal
         log.warning(f"{signal.Signals(signum).name}: finishing epoch, then writing {out / 'last.pt'} "
                     "(send it again to stop at once)")
 
-    with RunLock(out), graceful_stop(notice):
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        bundle = api.load_data(cfg, cache_dir=cache_dir, progress=not quiet)
-        _print_counts(bundle.splits.counts)
-        log.info(f"training {name} with backend {cfg.train.backend} for up to {cfg.train.epochs} epochs "
-                 f"({len(bundle.splits.train)} training users, {len(bundle.splits.valid)} validation users)")
-        try:
-            run = api.fit(bundle, cfg, model_name=name, out_dir=out, resume=resume, progress=not quiet)
-            if stop_requested() is not None:   # the signal came after the last epoch
-                raise TrainingInterrupted(stop_requested(), len(run.history), out)
-        except TrainingInterrupted as e:
-            import signal
-            click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch}; {out / 'last.pt'} is "
-                       f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
-            sys.exit(e.exit_code)
-        metrics = api.evaluate(run, progress=not quiet)
-        api.write_metrics(metrics, out)
+    try:
+        with graceful_stop(notice):
+            result = run_pipeline(cfg, out, resume=resume, cache_dir=cache_dir, progress=not quiet)
+    except TrainingInterrupted as e:
+        import signal
+        click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch}; {out / 'last.pt'} is "
+                   f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
+        sys.exit(e.exit_code)
+    metrics = result.metrics
     click.echo("")
-    click.echo(api.results_table(metrics))
+    click.echo(results_table(metrics))
     tm = metrics["timing"]
-    click.echo(f"\nbest epoch {run.best_epoch}; train {tm['train_seconds']:.1f}s "
+    peak = tm.get("peak_memory_mib")
+    click.echo(f"\nbest epoch {metrics['best_epoch']}; train {tm['train_seconds']:.1f}s "
                f"({tm['train_tasks_per_s']:.0f} tasks/s), evaluation {tm['eval_seconds']:.1f}s "
                f"({tm['eval_tasks_per_s']:.0f} tasks/s), catalogue ranking {tm.get('catalogue_seconds', 0.0):.1f}s, "
-               f"peak memory {tm['peak_memory_mib']:.0f} MiB")
+               f"peak memory {'unknown' if peak is None else f'{peak:.0f} MiB'}")
     click.echo(f"saved {out / 'best.pt'}, {out / 'metrics.json'}, {out / 'results.txt'}")
 
 
 @app.command()
 @click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt.")
-@click.option("--scenario", "scenarios", multiple=True,
-              type=click.Choice(["warm", "user_cold", "item_cold", "user_item_cold"]),
-              help="Scenario(s) to score (repeatable). [default: all four]")
+@scenario_option("Scenario(s) to score (repeatable). [default: all four]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Where the data lies now (checked by fingerprint).")
 @click.option("--cache-dir", type=click.Path(), default=None)
-@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None)
+@backend_option("Backend to adapt with (docs/backends.md). [default: the run's]")
 @click.option("--device", default=None)
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the metrics here.")
 @plugin_option
@@ -237,10 +231,11 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
     from . import api
     from .data.types import SCENARIOS
     from .runfiles import write_text_atomic
+    from .scoring import results_table
     load_plugins(plugins)
     run = api.load_run(checkpoint, data_dir=data_dir, cache_dir=cache_dir, device=device, backend=backend)
     metrics = api.evaluate(run, scenarios=scenarios or SCENARIOS)
-    click.echo(api.results_table(metrics))
+    click.echo(results_table(metrics))
     if json_path:
         write_text_atomic(json_path, json.dumps(metrics, indent=2) + "\n")
         click.echo(f"saved {json_path}")
@@ -249,13 +244,13 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 @app.command()
 @click.option("--dataset", default=None, help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files in a supported format (skips fetching).")
-@click.option("--format", "fmt", default=None, help="Force a reader (see `mamo-l2l data info --help`).")
+@click.option("--format", "fmt", default=None, help="Force a reader: a data format name (docs/data-formats.md). [default: detected]")
 @click.option("--models", default="mamo,melu,maml", show_default=True,
               help="Comma-separated models (docs/models.md).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per model.")
 @click.option("--epochs", type=int, default=None, help="Upper bound on epochs. [default: config's, 30]")
 @click.option("--config", "config_path", default=None, help="YAML config or packaged name, shared by every run.")
-@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None, help="Meta-learner backend. [default: func]")
+@backend_option()
 @click.option("--device", default=None, help="cpu | cuda | cuda:N. [default: cpu]")
 @click.option("--warm-eval", type=click.Choice(["heldout", "seen"]), default=None, help="Warm test (see train --help). [default: heldout]")
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder. [default: results/<dataset>]")
@@ -273,8 +268,8 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     import shlex
 
     from . import compare as comparison
-    from .train import check_device
-    quiet = _quiet(quiet)      # epoch lines are log lines; the per-run lines below are echoed
+    from .runtime import check_device
+    quiet = _quiet_epochs(quiet)   # epoch lines off; the per-run lines stay
     load_plugins(plugins)
     cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
                                epochs=epochs, device=device, local_steps=local_steps)
@@ -287,8 +282,7 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     try:
         with graceful_stop():
             comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
-                               log=lambda line: click.echo(line, err=True), paired_with=paired_with,
-                               catalogue=catalogue)
+                               paired_with=paired_with, catalogue=catalogue)
     except TrainingInterrupted as e:   # the run in progress saved its last.pt (docs/operations.md)
         import signal
         click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch} of the run in {e.out_dir}; "
@@ -318,14 +312,3 @@ def inspect(checkpoint, data_dir, cache_dir, json_path, plugins):
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         click.echo(f"saved {json_path}")
-
-
-def _print_counts(counts) -> None:
-    """The data counts: the story of the run (stderr, through the logger)."""
-    from .progress import log
-    scen = counts.get("scenarios", {})
-    log.info(f"item year cutoff: {counts.get('item_year_cutoff')}")
-    for name, c in scen.items():
-        log.info(f"  {name:<15} users {c['users']:>6}  items {c['items']:>6}  ratings {c['ratings']:>8}")
-    for name, c in counts.get("splits", {}).items():
-        log.info(f"  {name:<15} users {c['users']:>6}  ratings {c['ratings']:>8}")

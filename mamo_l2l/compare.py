@@ -8,21 +8,21 @@ Layout of ``out_dir``::
     runs/<model>-seed<k>/   one run folder each (config.yaml, best.pt, last.pt, metrics.json, results.txt)
     results.md / results.csv / results.json / mae.png
 
-A run whose ``metrics.json`` was made with the same result-affecting config (mamo_l2l/runid.py:
-the location of the data, the device and the thread count aside) on the same data by the same
-package version and model code (code fingerprint) is reused, not retrained; otherwise it is
-retrained and a log line says why. A run interrupted after some epochs continues from its
-``last.pt`` when that checkpoint matches the same way.
+Each run is the run pipeline (pipeline.py) with ``reuse=True, resume="auto"``: a run whose
+``metrics.json`` was made with the same result-affecting config (mamo_l2l/runid.py: the location
+of the data, the device and the thread count aside) on the same data by the same package version
+and model code (code fingerprint) is reused, not retrained; otherwise it is retrained and a log
+line says why. A run interrupted after some epochs continues from its ``last.pt`` when that
+checkpoint matches the same way. Aggregation and the CSV are pandas'; progress is logged
+(logger "mamo_l2l").
 """
 from __future__ import annotations
 
-import csv
 import json
-import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from .config import Config
 from .data.types import SCENARIOS
 from .errors import MamoError
 from .metrics import CATALOGUE_METRICS, NDCG_KS
+from .progress import log
 
 # catalogue metrics (docs/algorithm.md, Metrics) come from scenarios[s]["catalogue"][...]
 CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS)
@@ -54,87 +55,8 @@ PLOT_HINT = ("matplotlib is not installed, so no chart was drawn (the tables are
 
 
 # ------------------------------------------------------------------ runs
-def _log(line: str) -> None:
-    """The default ``log``: the logger "mamo_l2l" (quiet from Python unless configured; docs/operations.md)."""
-    logging.getLogger("mamo_l2l").info(line)
-
-
 def run_dir(out_dir, model: str, seed: int) -> Path:
     return Path(out_dir) / "runs" / f"{model}-seed{seed}"
-
-
-def why_not_reusable(recorded: Dict[str, Any], config: Config, fingerprint: str) -> Optional[str]:
-    """Why a run recorded as ``recorded`` (its metrics.json or last.pt) is not this run, or None
-    when it is (mamo_l2l/runid.py: one definition for compare, resume and evaluate)."""
-    from .runid import code_differs, config_differences, describe
-    if recorded.get("data_fingerprint") != fingerprint:
-        return "it was made on other data (data fingerprint differs)"
-    diffs = config_differences(config.to_dict(), recorded.get("config", {}) or {})
-    if diffs:
-        return "it was made with another config (" + describe(diffs, "there", "now") + ")"
-    return code_differs(recorded, config.model.name)
-
-
-def reusable_metrics(folder: Path, config: Config, fingerprint: str,
-                     log: Optional[Callable[[str], None]] = None) -> Optional[Dict[str, Any]]:
-    """The run's metrics.json if it was made with this config on this data by this code, else
-    None (with a ``log`` line saying why, when there was one)."""
-    path = folder / "metrics.json"
-    if not path.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    why = why_not_reusable(metrics, config, fingerprint)
-    if why is not None:
-        if log is not None:
-            log(f"  not reusing {path}: {why}; training afresh")
-        return None
-    return metrics
-
-
-def _resumable(folder: Path, config: Config, fingerprint: str) -> bool:
-    """Whether ``folder/last.pt`` is an interrupted run of exactly this run."""
-    from .checkpoint import load_checkpoint
-    path = folder / "last.pt"
-    if not path.is_file():
-        return False
-    try:
-        ckpt = load_checkpoint(path)
-    except MamoError:   # an unreadable last.pt just means: start afresh
-        return False
-    if ckpt.get("model_name") != config.model.name:
-        return False
-    from .runid import RESUME_MAY_CHANGE, config_differences
-    if ckpt.get("data_fingerprint") != fingerprint or config_differences(config.to_dict(), ckpt.get("config", {}),
-                                                                         RESUME_MAY_CHANGE):
-        return False
-    from .runid import code_differs
-    return code_differs(ckpt, config.model.name) is None
-
-
-def train_or_reuse(bundle, config: Config, folder: Path, progress: bool = True, catalogue: bool = True,
-                   log: Callable[[str], None] = _log) -> tuple:
-    """(metrics, reused) for one run: reuse ``folder``'s metrics.json when it matches, else train
-    (continuing from last.pt when the folder's config.yaml matches) and evaluate."""
-    import yaml
-
-    from . import api
-    from .runfiles import RunLock, write_text_atomic
-    metrics = reusable_metrics(folder, config, bundle.data.fingerprint, log=log)
-    if metrics is not None:
-        return metrics, True
-    with RunLock(folder):
-        resume = _resumable(folder, config, bundle.data.fingerprint)
-        if resume:
-            log(f"  continuing the interrupted run in {folder} from its last.pt")
-        write_text_atomic(folder / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-        run = api.fit(bundle, config, model_name=config.model.name, out_dir=folder, resume=resume,
-                      progress=progress)
-        metrics = api.evaluate(run, catalogue=catalogue)
-        api.write_metrics(metrics, folder)
-    return metrics, False
 
 
 def _duration(seconds: float) -> str:
@@ -145,16 +67,16 @@ def _duration(seconds: float) -> str:
 
 
 def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
-            command: Optional[str] = None, progress: bool = True,
-            log: Callable[[str], None] = _log, paired_with: Optional[str] = None,
+            command: Optional[str] = None, progress: bool = True, paired_with: Optional[str] = None,
             catalogue: bool = True) -> Dict[str, Any]:
     """Train or reuse ``models`` x seeds 0..seeds-1 under ``config`` (its model name and seed are
     set per run), write the result files into ``out_dir`` and return the results.json content.
     ``paired_with`` (default: the first model) is compared seed by seed with each other model
     (``paired_comparison``). ``catalogue=False`` skips the catalogue ranking of newly trained runs
     (slow on large catalogues: about 5 minutes a run on Book-Crossing's 65k items, measured)."""
-    from . import api
     from .algorithms import require_models
+    from .pipeline import run
+    from .runtime import load_data
     models = list(dict.fromkeys(models))
     if paired_with is not None and paired_with not in models:
         raise MamoError(f"--paired-with {paired_with!r} is not one of --models ({', '.join(models)})")
@@ -171,23 +93,23 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
     started = time.perf_counter()
     for seed in range(seeds):
         seed_config = config.override("train", seed=seed)
-        bundle = api.load_data(seed_config, cache_dir=cache_dir, progress=progress)
+        bundle = load_data(seed_config, cache_dir=cache_dir, progress=progress)
         for model in models:
             run_config = seed_config.override("model", name=model)
             folder = run_dir(out_dir, model, seed)
-            log(f"[run {done + 1}/{total}] {model} seed {seed}: {done} done, elapsed "
-                f"{_duration(time.perf_counter() - started)}, ETA {_eta(models, seeds, done, model, seed, seconds_by_model)}")
+            log.info(f"[run {done + 1}/{total}] {model} seed {seed}: {done} done, elapsed "
+                     f"{_duration(time.perf_counter() - started)}, "
+                     f"ETA {_eta(models, seeds, done, seconds_by_model)}")
             t0 = time.perf_counter()
-            metrics, reused = train_or_reuse(bundle, run_config, folder, progress=progress, log=log,
-                                             catalogue=catalogue)
+            outcome = run(run_config, folder, resume="auto", reuse=True, bundle=bundle, progress=progress,
+                          catalogue=catalogue)
+            metrics, reused = outcome.metrics, outcome.reused
             seconds = time.perf_counter() - t0
-            if reused:
-                log(f"  reusing {folder} (its metrics.json has the same config and data)")
-            else:
+            if not reused:
                 seconds_by_model.setdefault(model, []).append(seconds)
-                log(f"  {model} seed {seed} done in {_duration(seconds)}: MAE "
-                    + ", ".join(f"{s} {metrics['scenarios'][s]['mae']:.4f}" for s in SCENARIOS
-                                if s in metrics["scenarios"]))
+                log.info(f"  {model} seed {seed} done in {_duration(seconds)}: MAE "
+                         + ", ".join(f"{s} {metrics['scenarios'][s]['mae']:.4f}" for s in SCENARIOS
+                                     if s in metrics["scenarios"]))
             per_run[model][seed] = metrics
             reused_runs[model][seed] = reused
             done += 1
@@ -199,11 +121,11 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
                    runs={m: {str(s): {"dir": str(run_dir(out_dir, m, s)), "reused": reused_runs[m][s]}
                              for s in range(seeds)} for m in models},
                    wall_seconds=time.perf_counter() - started)
-    write_results(results, out_dir, log=log)
+    write_results(results, out_dir)
     return results
 
 
-def _eta(models, seeds, done, model, seed, seconds_by_model) -> str:
+def _eta(models, seeds, done, seconds_by_model) -> str:
     """Remaining time, from the mean duration of each model's runs trained so far (a model not
     yet seen is estimated by the mean over all trained runs)."""
     all_secs = [s for v in seconds_by_model.values() for s in v]
@@ -218,34 +140,43 @@ def _eta(models, seeds, done, model, seed, seconds_by_model) -> str:
 
 
 # ------------------------------------------------------------------ aggregation
-def _stats(values: List[float]) -> Dict[str, Any]:
-    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
-    mean = float(arr.mean()) if arr.size else float("nan")
-    std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
-    return {"mean": mean, "std": std, "values": [float(v) for v in values]}
+def long_frame(per_run: Dict[str, Dict[int, Dict[str, Any]]], models: Sequence[str], seeds: Sequence[int],
+               scenarios: Sequence[str]):
+    """One row per (model, scenario, seed) with every metric as a column (NaN when absent) and
+    the scored users and ratings."""
+    import pandas as pd
+    rows = []
+    for m in models:
+        for scen in scenarios:
+            for k in seeds:
+                r = per_run[m][k]["scenarios"].get(scen)
+                rows.append({"model": m, "scenario": scen, "seed": k,
+                             "users": int(r["users"]) if r else 0, "ratings": int(r["ratings"]) if r else 0,
+                             **{metric: metric_value(r, metric) for metric in METRICS}})
+    return pd.DataFrame(rows, columns=["model", "scenario", "seed", "users", "ratings", *METRICS])
 
 
 def aggregate(per_run: Dict[str, Dict[int, Dict[str, Any]]], models: Sequence[str],
               seeds: Sequence[int]) -> Dict[str, Any]:
-    """Mean and sample standard deviation (ddof=1) over seeds per model, scenario and metric;
-    ``best`` marks the best mean of each (scenario, metric) column over the models."""
+    """Mean and sample standard deviation (ddof=1; NaN values skipped) over seeds per model,
+    scenario and metric (pandas ``groupby``); ``best`` marks the best mean of each (scenario,
+    metric) column over the models."""
     scenarios = [s for s in SCENARIOS if any(s in per_run[m][k]["scenarios"] for m in models for k in seeds)]
-    table: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for m in models:
-        table[m] = {}
-        for scen in scenarios:
-            runs = [per_run[m][k]["scenarios"].get(scen) for k in seeds]
-            cell = {metric: _stats([metric_value(r, metric) for r in runs]) for metric in METRICS}
-            cell["users"] = [int(r["users"]) if r else 0 for r in runs]
-            cell["ratings"] = [int(r["ratings"]) if r else 0 for r in runs]
-            table[m][scen] = cell
+    frame = long_frame(per_run, models, seeds, scenarios)
+    stats = frame.groupby(["model", "scenario"], sort=False)[list(METRICS)].agg(["mean", "std"])
+    table: Dict[str, Dict[str, Dict[str, Any]]] = {m: {} for m in models}
+    for (m, scen), group in frame.groupby(["model", "scenario"], sort=False):
+        cell = {metric: {"mean": float(stats.loc[(m, scen), (metric, "mean")]),
+                         "std": float(stats.loc[(m, scen), (metric, "std")]),
+                         "values": [float(v) for v in group[metric]]} for metric in METRICS}
+        cell["users"], cell["ratings"] = group["users"].tolist(), group["ratings"].tolist()
+        table[m][scen] = cell
     for scen in scenarios:
         for metric in METRICS:
-            means = {m: table[m][scen][metric]["mean"] for m in models}
-            valid = [v for v in means.values() if not math.isnan(v)]
-            best = (min(valid) if LOWER_IS_BETTER[metric] else max(valid)) if valid else None
+            means = stats.xs(scen, level="scenario")[(metric, "mean")]
+            best = means.min() if LOWER_IS_BETTER[metric] else means.max()   # NaN only when all are
             for m in models:
-                table[m][scen][metric]["best"] = best is not None and abs(means[m] - best) <= 1e-12
+                table[m][scen][metric]["best"] = bool(abs(means[m] - best) <= 1e-12)
     first = per_run[models[0]]
     counts = {str(k): {"splits": first[k].get("counts", {}).get("splits", {}),
                        "scenarios": first[k].get("counts", {}).get("scenarios", {}),
@@ -343,6 +274,12 @@ def _mean_or_dash(values) -> str:
     return f"{np.mean(vals):.1f}" if vals else "-"
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "---:") -> List[str]:
+    """A markdown table: the first column left-aligned, the others ``align``."""
+    return (["| " + " | ".join(header) + " |", "| --- |" + f" {align} |" * (len(header) - 1)]
+            + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
 def format_markdown(results: Dict[str, Any]) -> str:
     models, scenarios, seeds = results["models"], results["scenarios"], results["seeds"]
     table = results["results"]
@@ -352,49 +289,39 @@ def format_markdown(results: Dict[str, Any]) -> str:
     lines += [f"Seeds {', '.join(map(str, seeds))}: mean ± sample standard deviation over seeds (ddof=1). "
               f"Warm test: `{results.get('warm_eval')}`. Backend: `{results.get('backend')}`. "
               "Best mean per column in **bold** (lowest MAE/RMSE, highest nDCG).", ""]
-    lines += ["## MAE per scenario", "", "| model | " + " | ".join(scenarios) + " |",
-              "| --- |" + " ---: |" * len(scenarios)]
-    for m in models:
-        lines.append(f"| {m} | " + " | ".join(_fmt(table[m][s]["mae"]) for s in scenarios) + " |")
-    lines += ["", "## nDCG@3 per scenario", "", "| model | " + " | ".join(scenarios) + " |",
-              "| --- |" + " ---: |" * len(scenarios)]
-    for m in models:
-        lines.append(f"| {m} | " + " | ".join(_fmt(table[m][s]["ndcg@3"]) for s in scenarios) + " |")
-    lines += ["", "## Catalogue NDCG@10 per scenario", "",
-              "All candidate items not in the user's support set ranked; relevant = query items rated at "
-              "least `data.relevant_rating` (docs/algorithm.md, Metrics).", "",
-              "| model | " + " | ".join(scenarios) + " |", "| --- |" + " ---: |" * len(scenarios)]
-    for m in models:
-        lines.append(f"| {m} | " + " | ".join(_fmt(table[m][s]["catalogue_ndcg@10"]) for s in scenarios) + " |")
+    def per_scenario(title: str, metric: str, note: Sequence[str] = ()) -> List[str]:
+        return ([f"## {title} per scenario", "", *note]
+                + markdown_table(["model", *scenarios], [[m, *(_fmt(table[m][s][metric]) for s in scenarios)]
+                                                         for m in models]) + [""])
+
+    lines += per_scenario("MAE", "mae") + per_scenario("nDCG@3", "ndcg@3")
+    lines += per_scenario("Catalogue NDCG@10", "catalogue_ndcg@10", [
+        "All candidate items not in the user's support set ranked; relevant = query items rated at "
+        "least `data.relevant_rating` (docs/algorithm.md, Metrics).", ""])
     for scen in scenarios:
         users = table[models[0]][scen]["users"]
         ratings = table[models[0]][scen]["ratings"]
-        lines += ["", f"## {scen}", "",
-                  f"Scored per seed: users {', '.join(map(str, users))}; ratings {', '.join(map(str, ratings))}.", "",
-                  "| model | " + " | ".join(LABELS[k] for k in METRICS) + " |",
-                  "| --- |" + " ---: |" * len(METRICS)]
-        for m in models:
-            lines.append(f"| {m} | " + " | ".join(_fmt(table[m][scen][k]) for k in METRICS) + " |")
-    lines += ["", "## Data counts per seed", "",
-              "| seed | item year cutoff | train users | train ratings | valid users | valid ratings | "
-              + " | ".join(f"{s} users / ratings" for s in scenarios) + " |",
-              "| ---: |" + " ---: |" * (5 + len(scenarios))]
-    for k in seeds:
+        lines += [f"## {scen}", "",
+                  f"Scored per seed: users {', '.join(map(str, users))}; ratings {', '.join(map(str, ratings))}.", ""]
+        lines += markdown_table(["model", *(LABELS[k] for k in METRICS)],
+                                [[m, *(_fmt(table[m][scen][k]) for k in METRICS)] for m in models]) + [""]
+    count_rows = []
+    for i, k in enumerate(seeds):
         c = results["counts"][str(k)]
         sp = c.get("splits", {})
-        row = [str(k), str(c.get("item_year_cutoff")),
-               str(sp.get("train", {}).get("users", "")), str(sp.get("train", {}).get("ratings", "")),
-               str(sp.get("valid", {}).get("users", "")), str(sp.get("valid", {}).get("ratings", ""))]
-        row += [f"{table[models[0]][s]['users'][seeds.index(k)]} / {table[models[0]][s]['ratings'][seeds.index(k)]}"
-                for s in scenarios]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "## Runs", "", "| model | best epoch per seed | epochs run | train s (mean) | evaluation s (mean) |",
-              "| --- | --- | --- | ---: | ---: |"]
-    for m in models:
-        tm = results["timing"][m]
-        lines.append(f"| {m} | {', '.join(str(e) for e in tm['best_epoch'])} | "
-                     f"{', '.join(str(e) for e in tm['epochs_run'])} | {_mean_or_dash(tm['train_seconds'])} | "
-                     f"{_mean_or_dash(tm['eval_seconds'])} |")
+        count_rows.append([k, c.get("item_year_cutoff"),
+                           sp.get("train", {}).get("users", ""), sp.get("train", {}).get("ratings", ""),
+                           sp.get("valid", {}).get("users", ""), sp.get("valid", {}).get("ratings", ""),
+                           *(f"{table[models[0]][s]['users'][i]} / {table[models[0]][s]['ratings'][i]}"
+                             for s in scenarios)])
+    lines += ["## Data counts per seed", ""]
+    lines += markdown_table(["seed", "item year cutoff", "train users", "train ratings", "valid users",
+                             "valid ratings", *(f"{s} users / ratings" for s in scenarios)], count_rows)
+    lines += ["", "## Runs", ""]
+    lines += markdown_table(["model", "best epoch per seed", "epochs run", "train s (mean)", "evaluation s (mean)"],
+                            [[m, ", ".join(map(str, tm["best_epoch"])), ", ".join(map(str, tm["epochs_run"])),
+                              _mean_or_dash(tm["train_seconds"]), _mean_or_dash(tm["eval_seconds"])]
+                             for m, tm in ((m, results["timing"][m]) for m in models)])
     if results.get("paired"):
         lines += format_paired(results["paired"])
     if results.get("wall_seconds") is not None:
@@ -405,25 +332,20 @@ def format_markdown(results: Dict[str, Any]) -> str:
 
 
 def write_csv(results: Dict[str, Any], path: Path) -> None:
-    header = ["model", "scenario", "seeds", "users_mean", "ratings_mean"]
-    for k in METRICS:
-        header += [f"{k}_mean", f"{k}_std"]
-    header.append("best")
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for m in results["models"]:
-            for scen in results["scenarios"]:
-                cell = results["results"][m][scen]
-                row = [m, scen, len(results["seeds"]), float(np.mean(cell["users"])), float(np.mean(cell["ratings"]))]
-                for k in METRICS:
-                    row += [_num(cell[k]["mean"]), _num(cell[k]["std"])]
-                row.append(";".join(k for k in METRICS if cell[k]["best"]))
-                w.writerow(row)
-
-
-def _num(x: float) -> str:
-    return "" if math.isnan(x) else repr(float(x))
+    """One row per (model, scenario): seeds, mean users/ratings, ``<metric>_mean``/``_std`` and the
+    metrics the model is best at (``;``-separated); NaN as an empty cell (pandas ``to_csv``)."""
+    import pandas as pd
+    rows = []
+    for m in results["models"]:
+        for scen in results["scenarios"]:
+            cell = results["results"][m][scen]
+            row = {"model": m, "scenario": scen, "seeds": len(results["seeds"]),
+                   "users_mean": float(np.mean(cell["users"])), "ratings_mean": float(np.mean(cell["ratings"]))}
+            for k in METRICS:
+                row[f"{k}_mean"], row[f"{k}_std"] = cell[k]["mean"], cell[k]["std"]
+            row["best"] = ";".join(k for k in METRICS if cell[k]["best"])
+            rows.append(row)
+    pd.DataFrame(rows).to_csv(path, index=False)
 
 
 def _json_safe(obj):
@@ -475,7 +397,7 @@ def plot_mae(results: Dict[str, Any], path: Path) -> bool:
     return True
 
 
-def write_results(results: Dict[str, Any], out_dir, log: Callable[[str], None] = _log) -> List[Path]:
+def write_results(results: Dict[str, Any], out_dir) -> List[Path]:
     """results.md, results.csv, results.json (and mae.png when matplotlib is there) in ``out_dir``."""
     out_dir = Path(out_dir)
     paths = [out_dir / "results.md", out_dir / "results.csv", out_dir / "results.json"]
@@ -485,6 +407,6 @@ def write_results(results: Dict[str, Any], out_dir, log: Callable[[str], None] =
     if plot_mae(results, out_dir / "mae.png"):
         paths.append(out_dir / "mae.png")
     else:
-        log(PLOT_HINT)
-    log("wrote " + ", ".join(str(p) for p in paths))
+        log.info(PLOT_HINT)
+    log.info("wrote " + ", ".join(str(p) for p in paths))
     return paths

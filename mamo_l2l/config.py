@@ -17,10 +17,10 @@ from .errors import MamoError
 
 @dataclass
 class DataConfig:
-    """Which data and which cold-start protocol (PROTOCOL.md)."""
+    """Which data and which cold-start protocol (docs/protocol.md)."""
     dataset: str = "ml-100k"
     data_dir: Optional[str] = None          # folder with files in a supported format
-    format: Optional[str] = None            # force a reader; None = detect
+    format: Optional[str] = None            # force a reader (a name in data.readers.FORMATS); None = detect
     min_count: int = 2                      # rarer feature values fold into "other"
     item_id_feature: bool = True            # item identity field for items seen in training
     protocol: str = "melu"
@@ -41,6 +41,9 @@ class DataConfig:
         _choice("data.over_max", self.over_max, ("sample", "drop"))
         _choice("data.warm_eval", self.warm_eval, ("heldout", "seen"))
         _choice("data.protocol", self.protocol, ("melu",))
+        if self.format is not None:
+            from .data.readers import FORMATS   # the data format registry (docs/data-formats.md)
+            _choice("data.format", self.format, FORMATS)
         for key in ("new_item_share", "existing_user_share", "valid_user_share"):
             v = getattr(self, key)
             if not 0.0 <= v <= 1.0:
@@ -64,7 +67,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The recommender and MAMO's memories (MAMO.md sections 2-5, 9)."""
+    """The recommender and MAMO's memories (docs/algorithm.md: the recommender and the memories)."""
     name: str = "mamo"
     field_dim: int = 32          # d_f
     embed_dim: int = 32          # d
@@ -99,8 +102,8 @@ SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False}
 
 @dataclass
 class TrainConfig:
-    """Inner and outer loop (MAMO.md sections 6-7, 9)."""
-    backend: str = "func"         # func | l2l | higher (docs/backends.md)
+    """Inner and outer loop (docs/algorithm.md: local and global update)."""
+    backend: str = "func"         # a name in backends.BACKENDS: func | l2l | higher (docs/backends.md)
     local_steps: int = 1
     local_lr: float = 0.01        # rho
     outer_lr: float = 1e-3        # lambda
@@ -117,7 +120,8 @@ class TrainConfig:
     eval_every: int = 1
 
     def validate(self) -> None:
-        _choice("train.backend", self.backend, ("l2l", "higher", "func"))
+        from .backends import BACKENDS   # the registry (a backend of your own counts too)
+        _choice("train.backend", self.backend, BACKENDS)
         _choice("train.outer_optimizer", self.outer_optimizer, ("adam", "sgd"))
         _choice("train.select_metric", self.select_metric, SELECT_METRICS)
         if self.local_steps < 0:

@@ -18,6 +18,8 @@ from typing import Optional
 
 log = logging.getLogger("mamo_l2l")
 log.addHandler(logging.NullHandler())
+#: the inside of one run (data counts, epoch lines); `compare --quiet` silences only this child
+run_log = logging.getLogger("mamo_l2l.run")
 PLAIN_EVERY = 10.0
 _CONSOLE_MARK = "_mamo_l2l_console"
 

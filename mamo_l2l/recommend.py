@@ -347,7 +347,7 @@ def load_recommender(checkpoint, device: Optional[str] = None, backend: Optional
     from .backends import get_backend
     from .checkpoint import load_checkpoint
     from .config import Config
-    from .train import DataBundle, Run
+    from .runtime import DataBundle, Run
 
     ckpt = load_checkpoint(checkpoint)
     from .plugins import import_recorded

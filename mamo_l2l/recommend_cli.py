@@ -7,7 +7,7 @@ from typing import Dict, Optional
 
 import click
 
-from .cli_options import load_plugins, plugin_option
+from .cli_options import backend_option, load_plugins, plugin_option
 from .errors import MamoError
 
 
@@ -84,7 +84,7 @@ def _table(user: str, n_ratings: int, top) -> str:
 @click.option("--data-dir", type=click.Path(), default=None,
               help="Only for checkpoints without an item catalogue (older runs): where the data lies.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache (older checkpoints only).")
-@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None)
+@backend_option("Backend to adapt with (docs/backends.md). [default: the run's]")
 @plugin_option
 def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, data_dir, cache_dir, backend,
               plugins):
@@ -122,7 +122,7 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--data-dir", type=click.Path(), default=None, help="Only for checkpoints without an item catalogue.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache (older checkpoints only).")
-@click.option("--backend", type=click.Choice(["l2l", "higher", "func"]), default=None)
+@backend_option("Backend to adapt with (docs/backends.md). [default: the run's]")
 @plugin_option
 def serve(checkpoint, host, port, data_dir, cache_dir, backend, plugins):
     """Serve recommendations over HTTP, with a web page at / (needs the `serve` extra: fastapi, uvicorn)."""

@@ -1,4 +1,8 @@
-"""Writing a run folder safely (docs/operations.md): one writer per folder, whole files only.
+"""A run folder (docs/operations.md): the names of its files, writing them safely (one writer
+per folder, whole files only) and reading them back.
+
+* ``config.yaml`` (the config used), ``metrics.json`` + ``results.txt`` (the evaluation),
+  ``best.pt`` (the selected model) and ``last.pt`` (for ``--resume``; checkpoint.py).
 
 * ``write_text_atomic``: a temporary file in the same folder, fsync, then ``os.replace``; a full
   disk or an unwritable folder gives a MamoError naming the file and leaves no partial file.
@@ -18,6 +22,7 @@ from typing import Dict, Optional, Union
 from .errors import MamoError
 
 LOCK_NAME = ".lock"
+CONFIG, METRICS, RESULTS, BEST, LAST = "config.yaml", "metrics.json", "results.txt", "best.pt", "last.pt"
 
 
 def os_error(e: OSError, path, doing: str = "cannot write") -> MamoError:
@@ -53,6 +58,33 @@ def write_bytes_atomic(path, data: bytes) -> Path:
 def write_text_atomic(path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; MamoError (no partial file) on failure."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_config(folder, config) -> Path:
+    """``config.yaml``: the run's whole config (what ``--resume`` falls back on)."""
+    import yaml
+    return write_text_atomic(Path(folder) / CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def write_metrics(metrics: Dict, folder) -> Path:
+    """``metrics.json`` and ``results.txt`` (the results table), each written atomically."""
+    import json
+
+    from .scoring import results_table
+    folder = Path(folder)
+    path = write_text_atomic(folder / METRICS, json.dumps(metrics, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(folder / RESULTS, results_table(metrics) + "\n")
+    return path
+
+
+def read_metrics(folder) -> Optional[Dict]:
+    """The folder's ``metrics.json``, or None when it is missing or unreadable."""
+    import json
+    path = Path(folder) / METRICS
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 try:

@@ -33,7 +33,7 @@ RESUME_MAY_CHANGE: Tuple[str, ...] = ("train.epochs", "train.patience")
 
 _PACKAGE = Path(__file__).resolve().parent
 # the source files whose change changes a trained model's result
-_CODE = ("models", "algorithms", "backends", "train.py", "supervised.py", "scoring.py", "metrics.py",
+_CODE = ("models", "algorithms", "backends", "train.py", "runtime.py", "supervised.py", "scoring.py", "metrics.py",
          "catalogue.py", "references.py", "data/batching.py")
 
 
@@ -116,3 +116,30 @@ def code_differs(recorded: Dict[str, Any], model_name: Optional[str]) -> Optiona
     if recorded["code_fingerprint"] != code_fingerprint(model_name):
         return "the model code changed since (code fingerprint differs)"
     return None
+
+
+def why_differs(recorded: Dict[str, Any], config: Dict[str, Any], model_name: str, fingerprint: str,
+                allow: Iterable[str] = (), code: bool = True) -> Optional[str]:
+    """Why the run recorded as ``recorded`` (a checkpoint or a metrics.json) is not the run of
+    ``model_name`` with ``config`` on data ``fingerprint``, or None when it is: the one
+    definition behind ``--resume``, ``load_run`` and compare's reuse. ``allow`` names config
+    keys that may differ on purpose; ``code=False`` accepts other code (evaluating a run)."""
+    recorded_model = recorded.get("model_name", recorded.get("model"))
+    if recorded_model != model_name:
+        return f"it is a run of model {recorded_model!r}, not {model_name!r}"
+    if recorded.get("data_fingerprint") != fingerprint:
+        return ("it was trained on other data (data fingerprint differs: another data set, other files or "
+                "another data/protocol config)")
+    diffs = config_differences(config, recorded.get("config", {}) or {}, allow)
+    if diffs:
+        return "it was made with another config (" + describe(diffs, "there", "here") + ")"
+    return code_differs(recorded, model_name) if code else None
+
+
+def check_compatible(ckpt: Dict[str, Any], run, path, allow: Iterable[str] = (), code: bool = False) -> None:
+    """MamoError unless the checkpoint ``ckpt`` (read from ``path``) was made for ``run``'s model,
+    data and result-affecting config (and, with ``code``, by this code)."""
+    from .errors import MamoError
+    why = why_differs(ckpt, run.config.to_dict(), run.model_name, run.bundle.data.fingerprint, allow, code)
+    if why is not None:
+        raise MamoError(f"checkpoint does not match: {why}", path=str(path))

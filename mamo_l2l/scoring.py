@@ -77,6 +77,13 @@ def evaluate_references(splits: Splits, data: EncodedDataset, scenarios: Sequenc
     return out
 
 
+def results_table(metrics: Dict) -> str:
+    """The results table of a run's metrics (metrics.json content), titled."""
+    title = (f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}, backend {metrics['backend']}, "
+             f"warm test: {metrics['warm_eval']})")
+    return format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
+
+
 def format_table(model_name: str, scenarios: Dict[str, Dict[str, float]],
                  references: Optional[Dict[str, Dict[str, Dict[str, float]]]] = None,
                  title: str = "") -> str:

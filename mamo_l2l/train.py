@@ -1,126 +1,26 @@
-"""Meta-training with early stopping on the validation users, checkpoints and resume."""
+"""The trainer: meta-training (or supervised / no training) with early stopping on the
+validation users, a checkpoint after every epoch and an exact resume. The run pipeline around
+it (files, data, evaluation) is pipeline.py; the run types and data loading are runtime.py."""
 from __future__ import annotations
 
 import copy
-import json
-import resource
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 
-from .algorithms import build_model
-from .algorithms.base import Algorithm
 from .algorithms.baselines import trainer_of
-from .backends import get_backend
-from .backends.base import Backend, InnerLoop
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import restore_resume, save_model, save_resume
 from .config import SELECT_METRICS, Config
-from .data.batching import MetaBatchSampler, pad_tasks, task_ratings
-from .data.types import EncodedDataset, Splits
+from .data.batching import MetaBatchSampler, pad_tasks
 from .errors import MamoError
 from .faults import TrainingInterrupted, check_finite, stop_requested
-from .progress import bar as progress_bar, ensure_visible, log
-from .runfiles import RunLock
-from .runid import RESUME_MAY_CHANGE, code_identity
+from .progress import bar as progress_bar, ensure_visible, log, run_log
+from .runfiles import BEST, LAST, RunLock
+from .runtime import DataBundle, Run, build_run, check_device, training_user_rows
 from .scoring import score_tasks
-
-LAST = "last.pt"
-BEST = "best.pt"
-
-
-@dataclass
-class DataBundle:
-    """Everything the data side produces for one (data config, seed)."""
-    data: EncodedDataset
-    splits: Splits
-    encoders: Any
-    config: Config
-
-
-@dataclass
-class Run:
-    """A trained (or loaded) model with what is needed to evaluate it."""
-    model: torch.nn.Module
-    algorithm: Algorithm
-    backend: Backend
-    config: Config
-    model_name: str
-    bundle: DataBundle
-    best_epoch: int = 0
-    history: List[Dict[str, float]] = field(default_factory=list)
-    timing: Dict[str, float] = field(default_factory=dict)
-    out_dir: Optional[Path] = None
-    _recommender: Any = field(default=None, repr=False, compare=False)
-
-    def recommender(self):
-        """This run as an ``ItemRecommender`` (mamo_l2l/recommend.py, docs/serving.md), built once."""
-        if self._recommender is None:
-            from .recommend import ItemRecommender
-            self._recommender = ItemRecommender.from_run(self)
-        return self._recommender
-
-    def recommend(self, ratings=(), user=None, k: int = 10, exclude_rated: bool = True, candidates=None):
-        """Top-k items for a new user who gave ``ratings`` (see ``ItemRecommender.recommend``)."""
-        return self.recommender().recommend(ratings, user=user, k=k, exclude_rated=exclude_rated,
-                                            candidates=candidates)
-
-    def recommend_batch(self, frame, k: int = 10, exclude_rated: bool = True, users=None):
-        """Top-k for every user of a user_id, item_id, rating frame (``ItemRecommender.recommend_batch``)."""
-        return self.recommender().recommend_batch(frame, k=k, exclude_rated=exclude_rated, users=users)
-
-    @property
-    def inner(self) -> InnerLoop:
-        """The local steps: ``train.local_steps``, or 0 for a model that does not adapt per user
-        (it then predicts from its global parameters)."""
-        t = self.config.train
-        steps = t.local_steps if getattr(self.algorithm, "adapts", True) else 0
-        return InnerLoop(steps, t.local_lr, t.first_order)
-
-
-def load_data(config: Config, cache_dir=None, progress: bool = False) -> DataBundle:
-    """Read, encode and split the configured data set (cached; see docs/data.md)."""
-    from .data.pipeline import prepare
-    data, splits, encoders = prepare(config.data, config.train.seed, cache_dir=cache_dir, progress=progress)
-    if not splits.train:
-        raise MamoError(f"data set {config.data.dataset!r} gives no training tasks under this protocol "
-                        f"(min_ratings={config.data.min_ratings}); check the data or the data config")
-    return DataBundle(data, splits, encoders, config)
-
-
-def training_user_rows(bundle: DataBundle) -> torch.Tensor:
-    """Feature rows [n, S_u] of the distinct users of the training tasks (in user index order)."""
-    users = np.unique(np.asarray([t.user for t in bundle.splits.train], dtype=np.int64))
-    return torch.from_numpy(np.ascontiguousarray(bundle.data.user_x[users]))
-
-
-def rating_mean(splits: Splits) -> float:
-    return float(task_ratings(splits.train)[1].mean())
-
-
-_TORCH_DEFAULT_THREADS = torch.get_num_threads()
-
-
-def threads_for(config: Config) -> int:
-    """CPU intra-op threads for a run: ``train.threads``, or with 0 (auto) one thread for the
-    per-task backends (many small ops: more threads do not help them, and two processes each
-    spinning two OpenMP threads on two cores slowed training ~100x, measured) and torch's default
-    for the batched func backend (large batched ops, which do use the cores)."""
-    if config.train.threads > 0:
-        return config.train.threads
-    return _TORCH_DEFAULT_THREADS if config.train.backend == "func" else 1
-
-
-def build_run(bundle: DataBundle, config: Config, model_name: str) -> Run:
-    """A freshly initialised model (seeded by config.train.seed) and its backend."""
-    torch.set_num_threads(threads_for(config))
-    torch.manual_seed(config.train.seed)
-    model, algorithm = build_model(model_name, config.model, bundle.data, rating_mean(bundle.splits))
-    model.to(config.train.device)
-    return Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
 
 
 def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -129,35 +29,6 @@ def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
     if t.outer_optimizer == "adam":
         return torch.optim.Adam(params, lr=t.outer_lr)
     return torch.optim.SGD(params, lr=t.outer_lr)
-
-
-def check_device(device: str) -> None:
-    """MamoError unless ``device`` names a device torch can use here (checked before any work)."""
-    if device == "cpu":
-        return
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise MamoError(f"config key train.device: {device!r} is not a device; expected cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise MamoError(f"--device {device} was asked for, but torch sees no CUDA device here "
-                            "(use --device cpu)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise MamoError(f"--device {device}: torch sees only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise MamoError(f"--device {device} was asked for, but torch sees no MPS device here")
-    else:
-        raise MamoError(f"config key train.device: {device!r} is not supported; expected cpu, cuda or cuda:N")
-
-
-_check_device = check_device
-
-
-def peak_memory_mib() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class MetaEpochs:
@@ -229,13 +100,13 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
 
 def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch) -> Run:
     config = (config or bundle.config).validate()
-    _check_device(config.train.device)
+    check_device(config.train.device)
     t = config.train
     run = build_run(bundle, config, model_name)
     run.out_dir = Path(out_dir) if out_dir is not None else None
     if trainer_of(run.algorithm) == "none":
         return _fit_without_training(run)
-    model, algorithm, backend = run.model, run.algorithm, run.backend
+    model, algorithm = run.model, run.algorithm
     train_users = training_user_rows(bundle)
     algorithm.begin_training(train_users, t.seed)   # e.g. MAMO's memory keys (a resume overwrites them)
     optimizer = _optimizer(model, config)
@@ -245,42 +116,16 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
              "train_tasks": 0}
     if resume:
         state = _restore(run, optimizer, state)
-    train_tasks = bundle.splits.train
-    valid_tasks = bundle.splits.valid
     for epoch in range(state["epoch"] + 1, t.epochs + 1):
         if state["stopped"]:
             break
-        started = time.perf_counter()
-        model.train()
-        bar = progress_bar(epochs.total, f"epoch {epoch}/{t.epochs}", progress, epochs.unit)
-        losses = epochs.run_epoch(epoch, bar)
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - started
-        epoch_notes = algorithm.end_epoch(train_users)   # e.g. MAMO's slot re-seeding and diagnostics
-        state["train_seconds"] += seconds
-        state["train_tasks"] += len(train_tasks)
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                  "seconds": seconds, "tasks_per_s": len(train_tasks) / max(seconds, 1e-9), **epoch_notes}
-        if valid_tasks and epoch % t.eval_every == 0:
-            v = score_tasks(model, algorithm, backend, valid_tasks, bundle.data, run.inner, t.device)
-            record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
-            # the selection score is always "lower is better": higher-is-better metrics are negated
-            score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]
-            if score < state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
-                             best_state=copy.deepcopy(model.state_dict()))
-            else:
-                state["bad_epochs"] += 1
-                if state["bad_epochs"] >= t.patience:
-                    state["stopped"] = True
-        elif not valid_tasks:  # nothing to select on: the last epoch is the model
-            state.update(best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
+        record = _train_epoch(run, epochs, epoch, train_users, state, progress)
+        _select(run, epoch, record, state)
         state["history"].append(record)
         state["epoch"] = epoch
         _log_epoch(record, state)
         if run.out_dir is not None:
-            _save_last(run, optimizer, state)
+            save_resume(run, run.out_dir / LAST, optimizer, state)
         if stop_requested() is not None:
             raise TrainingInterrupted(stop_requested(), epoch, run.out_dir)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -294,6 +139,43 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     if run.out_dir is not None:
         save_model(run, run.out_dir / BEST)
     return run
+
+
+def _train_epoch(run: Run, epochs, epoch: int, train_users, state: Dict[str, Any], progress: bool) -> Dict[str, Any]:
+    """One training epoch and the algorithm's end of epoch; the epoch's history record."""
+    n_tasks = len(run.bundle.splits.train)
+    started = time.perf_counter()
+    run.model.train()
+    bar = progress_bar(epochs.total, f"epoch {epoch}/{run.config.train.epochs}", progress, epochs.unit)
+    losses = epochs.run_epoch(epoch, bar)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - started
+    epoch_notes = run.algorithm.end_epoch(train_users)   # e.g. MAMO's slot re-seeding and diagnostics
+    state["train_seconds"] += seconds
+    state["train_tasks"] += n_tasks
+    return {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "seconds": seconds, "tasks_per_s": n_tasks / max(seconds, 1e-9), **epoch_notes}
+
+
+def _select(run: Run, epoch: int, record: Dict[str, Any], state: Dict[str, Any]) -> None:
+    """Validation and early stopping: score the validation users every ``eval_every`` epochs, keep
+    the best state by ``select_metric``, stop after ``patience`` epochs without improvement."""
+    t, valid_tasks = run.config.train, run.bundle.splits.valid
+    if valid_tasks and epoch % t.eval_every == 0:
+        v = score_tasks(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data, run.inner, t.device)
+        record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
+        # the selection score is always "lower is better": higher-is-better metrics are negated
+        score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]
+        if score < state["best_score"]:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
+                         best_state=copy.deepcopy(run.model.state_dict()))
+        else:
+            state["bad_epochs"] += 1
+            if state["bad_epochs"] >= t.patience:
+                state["stopped"] = True
+    elif not valid_tasks:  # nothing to select on: the last epoch is the model
+        state.update(best_epoch=epoch, best_state=copy.deepcopy(run.model.state_dict()))
 
 
 def _fit_without_training(run: Run) -> Run:
@@ -316,64 +198,15 @@ def _log_epoch(record: Dict[str, float], state: Dict[str, Any]) -> None:
     if "valid_mae" in record:
         msg += (f"  valid MAE {record['valid_mae']:.4f} RMSE {record['valid_rmse']:.4f} "
                 f"nDCG@3 {record['valid_ndcg@3']:.4f}  (best epoch {state['best_epoch']})")
-    log.info(msg)
-
-
-def _run_identity(run: Run) -> Dict[str, Any]:
-    from .plugins import loaded_plugins
-    return {"model_name": run.model_name, "config": run.config.to_dict(),
-            "data_fingerprint": run.bundle.data.fingerprint, "plugins": loaded_plugins(run.model_name),
-            **code_identity(run.model_name)}
-
-
-def save_model(run: Run, path) -> Path:
-    """The final checkpoint (what `mamo-l2l evaluate` reads), with the item catalogue that
-    `mamo-l2l recommend` / `serve` need without the data set (docs/serving.md)."""
-    from .recommend import catalog_payload
-    return save_checkpoint(path, dict(_run_identity(run), kind="model", state_dict=run.model.state_dict(),
-                                      encoders=run.bundle.encoders.to_dict(), best_epoch=run.best_epoch,
-                                      history=run.history, rating_range=list(run.bundle.data.rating_range),
-                                      catalog=catalog_payload(run.bundle)))
-
-
-def _save_last(run: Run, optimizer, state: Dict[str, Any]) -> None:
-    save_checkpoint(run.out_dir / LAST, dict(_run_identity(run), kind="resume",
-                                             state_dict=run.model.state_dict(),
-                                             optimizer=optimizer.state_dict(), state=state))
+    run_log.info(msg)
 
 
 def _restore(run: Run, optimizer, state: Dict[str, Any]) -> Dict[str, Any]:
     if run.out_dir is None:
         raise MamoError("--resume needs the run's output folder (--out)")
-    path = run.out_dir / LAST
-    if not path.is_file():
-        log.info("[resume] no %s: starting from scratch", path)
+    restored = restore_resume(run, run.out_dir / LAST, optimizer)
+    if restored is None:
+        log.info("[resume] no %s: starting from scratch", run.out_dir / LAST)
         return state
-    ckpt = load_checkpoint(path)
-    check_compatible(ckpt, run, path, allow=RESUME_MAY_CHANGE)
-    from .runid import code_differs
-    why = code_differs(ckpt, run.model_name)
-    if why is not None:   # the rest of the run would not be what an uninterrupted run gives
-        raise MamoError(f"cannot resume: {why}; start the run afresh in a new --out (or delete {path})",
-                        path=str(path))
-    run.model.load_state_dict(ckpt["state_dict"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    restored = dict(ckpt["state"])
-    log.info("[resume] continuing after epoch %d from %s", restored["epoch"], path)
+    log.info("[resume] continuing after epoch %d from %s", restored["epoch"], run.out_dir / LAST)
     return restored
-
-
-def check_compatible(ckpt: Dict[str, Any], run: Run, path, allow=()) -> None:
-    """Raise MamoError unless the checkpoint was made for this model, data and result-affecting
-    config (mamo_l2l/runid.py: one definition for resume, evaluate and compare); ``allow`` names
-    keys ("train.epochs") the caller may change on purpose."""
-    from .runid import config_differences, describe
-    if ckpt.get("model_name") != run.model_name:
-        raise MamoError(f"checkpoint is for model {ckpt.get('model_name')!r}, not {run.model_name!r}", path=str(path))
-    if ckpt.get("data_fingerprint") != run.bundle.data.fingerprint:
-        raise MamoError("checkpoint was trained on other data (data fingerprint differs: another data set, "
-                        "other files or another data/protocol config)", path=str(path))
-    diffs = config_differences(run.config.to_dict(), ckpt.get("config", {}), allow)
-    if diffs:
-        raise MamoError("checkpoint was made with another config (" + describe(diffs, "there", "here") + ")",
-                        path=str(path))

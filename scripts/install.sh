@@ -8,8 +8,10 @@
 #     CPU build lying on disk. Elsewhere pick your own build, e.g.
 #     TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu". A torch that is already
 #     importable in the environment is kept.
-#  2. the project (pip install -e .[test]); its torch>=2.1 requirement is then already satisfied.
-#  3. learn2learn 0.2.0 without its dependencies: it has no wheel for Python 3.11 and its sdist's
+#  2. the project (pip install -e .[EXTRAS], EXTRAS without l2l); its torch>=2.1 requirement is
+#     then already satisfied. EXTRAS defaults to test,higher,l2l: what the tests need (both optional
+#     backends); e.g. EXTRAS=test,higher,l2l,plot adds matplotlib, EXTRAS=test the func backend alone.
+#  3. with l2l in EXTRAS, learn2learn 0.2.0 without its dependencies: it has no wheel for Python 3.11 and its sdist's
 #     pre-generated C does not compile there, so it is rebuilt with Cython. Its package __init__
 #     imports torchvision/gym, which mamo_l2l never uses; mamo_l2l.compat loads learn2learn's
 #     algorithms and utils without them when they cannot be imported (docs/install.md).
@@ -18,7 +20,10 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-EXTRAS=${EXTRAS:-test}
+EXTRAS=${EXTRAS:-test,higher,l2l}
+# pip cannot build learn2learn's sdist on Python 3.11: step 3 does; the other extras go to pip
+PIP_EXTRAS=$(echo ",$EXTRAS," | sed -e 's/,l2l,/,/g' -e 's/^,//' -e 's/,$//')
+WANT_L2L=$(case ",$EXTRAS," in *,l2l,*) echo 1;; *) echo 0;; esac)
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[install] creating virtual environment $VENV"
@@ -35,10 +40,14 @@ else
   pip_q $TORCH_SPEC
 fi
 
-echo "[install] installing mamo_l2l[$EXTRAS] (editable)"
-pip_q -e ".[$EXTRAS]"
+SPEC="."
+if [ -n "$PIP_EXTRAS" ]; then SPEC=".[$PIP_EXTRAS]"; fi
+echo "[install] installing mamo_l2l from $SPEC (editable)"
+pip_q -e "$SPEC"
 
-if "$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('learn2learn') else 1)"; then
+if [ "$WANT_L2L" != "1" ]; then
+  echo "[install] l2l not in EXTRAS: skipping learn2learn"
+elif "$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('learn2learn') else 1)"; then
   echo "[install] learn2learn already present"
 else
   echo "[install] building learn2learn 0.2.0 with Cython (about 30 s)"
@@ -56,4 +65,12 @@ if [ ! -x /usr/bin/chromedriver ] && [ "$(id -u)" = "0" ] && command -v apt-get 
 fi
 
 # Fail loudly here rather than at the first training step.
-"$PY" -c "import torch, mamo_l2l; from mamo_l2l.compat import import_learn2learn; l2l = import_learn2learn(); import higher; print('[install] ok: torch', torch.__version__, '| learn2learn', l2l.__version__, '| higher', higher.__version__ if hasattr(higher, '__version__') else 'ok')"
+"$PY" - <<'PYEOF'
+import torch, mamo_l2l
+from mamo_l2l.backends import BACKENDS
+ready = [name for name, info in BACKENDS.items() if info.missing_dependency() is None]
+if "l2l" in ready:
+    from mamo_l2l.compat import import_learn2learn
+    import_learn2learn()
+print("[install] ok: torch", torch.__version__, "| mamo_l2l", mamo_l2l.__version__, "| backends:", ", ".join(ready))
+PYEOF

@@ -45,7 +45,7 @@ def bundle(config=None, n_train: int = 10, n_valid: int = 4):
     """A DataBundle over synthetic tasks (train, valid and one small set per test scenario)."""
     from mamo_l2l.config import Config
     from mamo_l2l.data.types import SCENARIOS, Splits
-    from mamo_l2l.train import DataBundle
+    from mamo_l2l.runtime import DataBundle
     data = encoded()
     train = tasks(data, n=n_train, seed=11)
     valid = tasks(data, n=n_valid, seed=12)

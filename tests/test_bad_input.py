@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from mamo_l2l.data.readers import load_raw, read_folder
+from mamo_l2l.data.pipeline import load_raw
+from mamo_l2l.data.readers import read_folder
 from mamo_l2l.errors import MamoError
 
 HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
@@ -123,7 +124,7 @@ def test_unknown_dataset_name(tmp_path):
     with pytest.raises(MamoError) as info:
         load_raw("ml-20m", cache_dir=tmp_path, fetch=False)
     msg = str(info.value)
-    assert "unknown data set 'ml-20m'" in msg and "ml-100k, ml-1m, book-crossing" in msg and "--data-dir" in msg
+    assert "unknown data set 'ml-20m'" in msg and "book-crossing, ml-100k, ml-1m" in msg and "--data-dir" in msg
 
 
 def test_unknown_format_name(tmp_path, atomic_dir):

@@ -18,7 +18,8 @@ from mamo_l2l.data.batching import pad_tasks
 from mamo_l2l.data.types import SCENARIOS
 from mamo_l2l.scoring import predict_tasks
 from mamo_l2l.supervised import predict_pairs
-from mamo_l2l.train import build_run, fit
+from mamo_l2l.runtime import build_run
+from mamo_l2l.train import fit
 
 import synthetic
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -92,23 +93,23 @@ def test_one_definition_of_the_same_run():
     assert config_differences(c, a) == [("train.seed", 0, 2)]
 
 
-def test_compare_retrains_when_the_model_code_changed(tmp_path, ml100k_raw_dir):
+def test_compare_retrains_when_the_model_code_changed(tmp_path, ml100k_raw_dir, caplog):
     from mamo_l2l.compare import compare
     cfg = Config().override("data", dataset="fixture", data_dir=str(ml100k_raw_dir))
     cfg = cfg.override("model", field_dim=8, embed_dim=8, hidden=16).override("train", epochs=1, meta_batch_size=16)
-    lines = []
-    first = compare(cfg, ["maml"], 1, tmp_path / "res", cache_dir=tmp_path / "c", progress=False, log=lines.append)
+    caplog.set_level(logging.INFO, logger="mamo_l2l")
+    first = compare(cfg, ["maml"], 1, tmp_path / "res", cache_dir=tmp_path / "c", progress=False)
     assert first["runs"]["maml"]["0"]["reused"] is False
-    again = compare(cfg, ["maml"], 1, tmp_path / "res", cache_dir=tmp_path / "c", progress=False, log=lines.append)
+    again = compare(cfg, ["maml"], 1, tmp_path / "res", cache_dir=tmp_path / "c", progress=False)
     assert again["runs"]["maml"]["0"]["reused"] is True
     path = tmp_path / "res" / "runs" / "maml-seed0" / "metrics.json"
     m = json.loads(path.read_text())
     m["code_fingerprint"] = "0" * 16          # as if made by other model code
     path.write_text(json.dumps(m))
-    lines.clear()
-    third = compare(cfg, ["maml"], 1, tmp_path / "res", cache_dir=tmp_path / "c", progress=False, log=lines.append)
+    caplog.clear()
+    third = compare(cfg, ["maml"], 1, tmp_path / "res", cache_dir=tmp_path / "c", progress=False)
     assert third["runs"]["maml"]["0"]["reused"] is False
-    assert any("model code changed" in line for line in lines), lines
+    assert any("model code changed" in r.getMessage() for r in caplog.records), caplog.text
 
 
 # ------------------------------------------------------------------ 2. signals

@@ -18,7 +18,7 @@ import yaml
 
 from mamo_l2l.data import fetch
 from mamo_l2l.data.manifests import MANIFESTS
-from mamo_l2l.data.readers import load_raw
+from mamo_l2l.data.pipeline import load_raw
 from mamo_l2l.errors import MamoError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,11 +71,18 @@ def fake(tmp_path, atomic_dir, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- manifests
-def test_manifests_py_equals_yaml():
-    yaml_files = sorted((REPO / "datasets").glob("*.yaml"))
-    assert [p.stem for p in yaml_files] == sorted(MANIFESTS)
+def test_one_manifest_per_data_set_inside_the_package():
+    """The YAML files in mamo_l2l/datasets are the only manifests; they ship as package data and
+    name registered reader formats."""
+    from mamo_l2l.data.manifests import MANIFEST_DIR
+    from mamo_l2l.data.readers import FORMATS
+    yaml_files = sorted(MANIFEST_DIR.glob("*.yaml"))
+    assert MANIFEST_DIR == REPO / "mamo_l2l" / "datasets"
+    assert [p.stem for p in yaml_files] == sorted(MANIFESTS) == ["book-crossing", "ml-100k", "ml-1m"]
     for path in yaml_files:
         assert yaml.safe_load(path.read_text(encoding="utf-8")) == MANIFESTS[path.stem], path.name
+        assert all(source["format"] in FORMATS for source in MANIFESTS[path.stem]["sources"])
+    assert "datasets/*.yaml" in (REPO / "setup.cfg").read_text()
 
 
 def test_every_fetched_file_is_checked():
@@ -84,7 +91,7 @@ def test_every_fetched_file_is_checked():
         for source in spec["sources"]:
             has_archive = bool(source.get("archive_sha256") or source.get("archive_md5"))
             assert has_archive or all(source["files"].values()), (name, source)
-    # the package-index copies, with the sha256 published in DATA-FORMATS.md
+    # the package-index copies, with the sha256 given in docs/data-formats.md
     wheels = {s["package"]: s["archive_sha256"] for spec in MANIFESTS.values() for s in spec["sources"]
               if s["kind"] == "pypi"}
     assert wheels == {

@@ -1,4 +1,4 @@
-"""MAMO's memories, gradients and evaluation invariants (MAMO.md sections 4-8)."""
+"""MAMO's memories, gradients and evaluation invariants (docs/algorithm.md)."""
 import copy
 import math
 

@@ -40,14 +40,14 @@ def synth_dir(tmp_path):
 
 def count_reads(monkeypatch):
     """Count calls of the raw reader that prepare() uses."""
-    from mamo_l2l.data import readers
+    from mamo_l2l.data import pipeline
     calls = []
-    real = readers.load_raw
+    real = pipeline.load_raw
 
     def spy(*a, **k):
         calls.append(1)
         return real(*a, **k)
-    monkeypatch.setattr(readers, "load_raw", spy)
+    monkeypatch.setattr(pipeline, "load_raw", spy)
     return calls
 
 

@@ -1,4 +1,4 @@
-"""The cold-start protocol (spec/PROTOCOL.md): cutoff rule, partitions, filters, tasks, determinism."""
+"""The cold-start protocol (docs/protocol.md): cutoff rule, partitions, filters, tasks, determinism."""
 import dataclasses
 
 import numpy as np
@@ -235,7 +235,7 @@ def test_no_years_means_no_new_items():
 
 def test_task_order_is_seeded_not_by_item_index(data):
     """Support and query items are listed in a seeded random order, not ascending item index
-    (an item order that correlates with ratings biased tie-breaks, docs/data.md step 7)."""
+    (an item order that correlates with ratings biased tie-breaks, docs/protocol.md step 7)."""
     s = build_splits(data, DataConfig(), seed=0)
     tasks = s.train + [t for scen in s.test.values() for t in scen]
     sorted_q = [bool((np.diff(t.query_items) > 0).all()) for t in tasks]

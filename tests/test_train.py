@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from torch.func import functional_call
 
 from mamo_l2l import api
 from mamo_l2l.backends.base import InnerLoop, masked_mse
@@ -11,7 +12,8 @@ from mamo_l2l.checkpoint import load_checkpoint, save_checkpoint
 from mamo_l2l.config import Config
 from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
 from mamo_l2l.errors import MamoError
-from mamo_l2l.train import build_run, fit, training_user_rows
+from mamo_l2l.runtime import build_run, training_user_rows
+from mamo_l2l.train import fit
 
 import synthetic
 
@@ -60,7 +62,8 @@ def test_meta_batch_of_one_is_the_sequential_procedure():
                                     lambda f: masked_mse(f(p_u, p_s), b.support_y[0], b.support_mask[0]),
                                     inner, second_order=True)
         loss = masked_mse(adapted.forward(p_u, p_q), b.query_y[0], b.query_mask[0])
-        write = algo.memory_write(p_u, attention, adapted.params, loss)
+        write = algo.functional_write(p_u, attention, adapted.params, lambda prm: masked_mse(
+            functional_call(model.head, prm, (p_u, p_q)), b.query_y[0], b.query_mask[0]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -81,7 +84,7 @@ def test_checkpoint_round_trip_and_other_data_refused(tmp_path):
     other = synthetic.bundle(cfg)
     other.data.fingerprint = "another data set"
     fresh = build_run(other, cfg, "mamo")
-    from mamo_l2l.train import check_compatible
+    from mamo_l2l.runid import check_compatible
     with pytest.raises(MamoError, match="other data"):
         check_compatible(ckpt, fresh, tmp_path / "best.pt")
     fresh.bundle = run.bundle

@@ -1,4 +1,4 @@
-"""The algorithm side of the algorithm x backend seam (DESIGN.md).
+"""The algorithm side of the algorithm x backend seam (docs/backends.md).
 
 An algorithm says where a user's adaptation starts, and what happens after a training task
 (MAMO's memory writes). It knows nothing about learn2learn, higher or torch.func: a backend
@@ -23,42 +23,37 @@ class Algorithm:
     def __init__(self, model: Recommender):
         self.model = model
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "memory_write" in cls.__dict__:   # the autograd twin that existed before: never silently unused
+            raise TypeError(f"{cls.__name__} defines memory_write, which is no longer called: state the write "
+                            "once as functional_write(p_u, context, adapted, query_loss) with torch.func "
+                            "(docs/backends.md, docs/extending.md)")
+
     def start(self, p_u: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Any]:
         """Return (overrides, context).
 
         overrides: head parameter name -> this user's starting value (differentiable w.r.t. the
         global parameters and p_u); names not in it start from the global value.
-        context: whatever ``memory_write`` needs later (e.g. the attention).
+        context: whatever ``functional_write`` needs later (e.g. the attention).
         """
         return {}, None
 
-    def memory_write(self, p_u: torch.Tensor, context: Any, adapted: Dict[str, torch.Tensor],
-                     query_loss: torch.Tensor):
-        """What this training task writes to memory (None: nothing).
-
-        ``adapted`` are the head parameters after the local steps (with their graph) and
-        ``query_loss`` the task's query loss computed from them: an autograd implementation
-        (``torch.autograd.grad``) is fine here. Used by the per-task backends (l2l, higher).
-        """
-        return None
-
     def functional_write(self, p_u: torch.Tensor, context: Any, adapted: Dict[str, torch.Tensor],
                          query_loss: Callable[[Dict[str, torch.Tensor]], torch.Tensor]):
-        """The same write as ``memory_write``, computed with ``torch.func`` only, so that a batched
-        backend can call it under ``torch.func.vmap`` (where ``torch.autograd.grad`` cannot be used).
+        """What this training task writes to memory (None: nothing), stated once for every backend.
 
-        The arguments are one task's view: ``p_u`` [P_u], ``context`` as returned by ``start``,
-        ``adapted`` head parameter name -> adapted tensor, and ``query_loss`` a function of a full
-        head parameter dict that returns this task's query loss (a scalar) at those parameters,
-        e.g. ``torch.func.grad(lambda prm: query_loss(prm))(adapted)`` for gradients at the
-        adapted point. Return the write as a pytree of detached tensors (tensors in dicts, lists,
-        tuples, or a class registered with ``torch.utils._pytree``), or None for no write.
-        Algorithms that write memory must implement both methods, with equal results.
+        Called by ``backends.base.task_step`` for one task: unbatched by the per-task backends
+        (l2l, higher) and under ``torch.func.vmap`` by func, so it must use ``torch.func`` only
+        (no ``torch.autograd.grad``, no Python branching on tensor values). The arguments are one
+        task's view: ``p_u`` [P_u], ``context`` as returned by ``start``, ``adapted`` head
+        parameter name -> adapted tensor (with its graph under the loop backends; detach what you
+        keep), and ``query_loss`` a function of a full head parameter dict that returns this
+        task's query loss (a scalar) at those parameters, e.g.
+        ``torch.func.grad(lambda prm: query_loss(prm))(adapted)`` for gradients at the adapted
+        point. Return the write as a pytree of detached tensors (tensors in dicts, lists, tuples,
+        or a class registered with ``torch.utils._pytree``), or None for no write.
         """
-        if type(self).memory_write is not Algorithm.memory_write:
-            raise NotImplementedError(
-                f"{type(self).__name__} writes memory (memory_write) but has no functional_write, "
-                "which the func backend needs; implement it or use the l2l/higher backend")
         return None
 
     def apply_writes(self, writes: Sequence[Optional[Any]]) -> None:

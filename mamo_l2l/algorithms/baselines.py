@@ -1,4 +1,4 @@
-"""The baselines of MAMO.md section 10 besides MAML: MeLU, supervised regression (with and
+"""The baselines of docs/algorithm.md ("Baselines in the same pipeline") besides MAML: MeLU, supervised regression (with and
 without per-user fine-tuning) and the two mean-rating references as models.
 
 How ``fit`` trains an algorithm is its ``trainer`` attribute (absent means ``"meta"``):

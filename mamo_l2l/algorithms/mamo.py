@@ -1,4 +1,4 @@
-"""MAMO (MAMO.md sections 4-7): memory-personalised start, memory writes after each training task."""
+"""MAMO (docs/algorithm.md: the memories, local and global update): memory-personalised start, memory writes after each training task."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -56,19 +56,12 @@ class MAMO(Algorithm):
         params = dict(self.model.head.named_parameters())
         return self._overrides(read, params), read
 
-    def memory_write(self, p_u, context, adapted, query_loss) -> MemoryWrite:
-        user_params = [adapted[n] for n in self.user_names]
-        # g_u: gradient of the query loss w.r.t. theta_u at the adapted parameters (MAMO.md 4).
-        grads = torch.autograd.grad(query_loss, user_params, retain_graph=True, allow_unused=True)
-        flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                          for g, p in zip(grads, user_params)])
-        return MemoryWrite(context.attention.detach(), p_u.detach(), flat.detach(), adapted[PREF].detach(),
-                           context.pref.detach())
-
     def functional_write(self, p_u, context, adapted, query_loss) -> MemoryWrite:
-        # The same g_u as memory_write, by torch.func.grad of the query loss as a function of theta_u
-        # alone (the other adapted parameters held fixed). Under no_grad no outer graph is built for
-        # it (torch.func.grad still differentiates its own input); the write is detached anyway.
+        # g_u: the gradient of the query loss w.r.t. theta_u at the adapted parameters
+        # (docs/algorithm.md, "The memory write rule"), by torch.func.grad of the query loss as a
+        # function of theta_u alone (the other adapted parameters held fixed). Under no_grad no
+        # outer graph is built for it (torch.func.grad still differentiates its own input); the
+        # write is detached anyway.
         fixed = {n: t.detach() for n, t in adapted.items()}
         with torch.no_grad():
             grads = torch.func.grad(lambda user: query_loss({**fixed, **user}))(

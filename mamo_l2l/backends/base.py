@@ -1,11 +1,19 @@
-"""What every backend does with a meta-batch, and the per-task loop the clone backends share."""
+"""What every backend does with a meta-batch, and the one per-task step they all run.
+
+``task_step`` is a user's whole task as a pure function of that user's tensors: the algorithm's
+start, the backend's local steps on the support set, the query prediction and loss, and the
+algorithm's memory write. The per-task backends (l2l, higher) call it task by task; the func
+backend maps the same function over a padded meta-batch with ``torch.func.vmap``
+(docs/backends.md).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from ..algorithms.base import Algorithm
 from ..data.batching import PaddedBatch
@@ -38,17 +46,62 @@ class InnerLoop:
     first_order: bool
 
 
+#: ``Backend.adapt``: (learner, overrides, support_loss, inner, second_order) -> Adapted
+AdaptFn = Callable[..., Adapted]
+
+
+def adapt_task(adapt: AdaptFn, head: nn.Module, algorithm: Algorithm, p_u: torch.Tensor, p_s: torch.Tensor,
+               sy: torch.Tensor, sm: torch.Tensor, inner: InnerLoop, second_order: bool) -> Tuple[Adapted, Any]:
+    """One user's adaptation: the algorithm's start, then ``inner.steps`` local steps of ``adapt``
+    on the (masked) support MSE. Returns (adapted head, the start's context)."""
+    overrides, context = algorithm.start(p_u)
+    adapted = adapt(head, overrides, lambda learner: masked_mse(learner(p_u, p_s), sy, sm), inner, second_order)
+    return adapted, context
+
+
+def task_step(adapt: AdaptFn, head: nn.Module, algorithm: Algorithm, p_u, p_s, sy, sm, p_q, qy, qm,
+              inner: InnerLoop, training: bool) -> Tuple[torch.Tensor, torch.Tensor, tuple]:
+    """One user's task: (query loss [], query prediction [N_q] with padding as 0, write).
+
+    ``p_u`` [P_u], ``p_s`` [N_s, P_i], ``sy``/``sm`` [N_s], ``p_q`` [N_q, P_i], ``qy``/``qm`` [N_q].
+    Training: second-order local steps unless ``inner.first_order``, and the algorithm's
+    ``functional_write`` (torch.func only, so this function can run under ``vmap``); the write is
+    returned as ``(write,)``, or ``()`` when there is none (vmap cannot return None).
+    Evaluation: first-order steps, no write, the loss detached."""
+    adapted, context = adapt_task(adapt, head, algorithm, p_u, p_s, sy, sm, inner,
+                                  second_order=training and not inner.first_order)
+    pred = adapted.forward(p_u, p_q)
+    loss = masked_mse(pred, qy, qm)
+    if not training:
+        return loss.detach(), pred * qm, ()
+
+    def query_loss(params: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return masked_mse(functional_call(head, params, (p_u, p_q)), qy, qm)
+
+    write = algorithm.functional_write(p_u, context, adapted.params, query_loss)
+    return loss, pred * qm, (() if write is None else (write,))
+
+
 class Backend:
     """Takes the algorithm's start, the support set, the loss and the inner-loop settings and
-    returns adapted parameters, with the graph kept (second order) or cut (first order)."""
+    returns adapted parameters, with the graph kept (second order) or cut (first order).
+    A backend supplies ``adapt``; ``run_batch``/``score_items`` run ``task_step``/``adapt_task``
+    task by task (batched backends override them)."""
 
     name = "base"
-    #: tasks per evaluation call (evaluate.py); batched backends take more at once
+    #: tasks per evaluation call (scoring.py); batched backends take more at once
     eval_chunk = 64
 
     def adapt(self, learner: nn.Module, overrides: Dict[str, torch.Tensor],
               support_loss: Callable[[Callable], torch.Tensor], inner: InnerLoop, second_order: bool) -> Adapted:
         raise NotImplementedError
+
+    def _tasks(self, model, batch: PaddedBatch):
+        """Per task (padding removed): p_u, p_s, sy, sm, p_q, qy, qm."""
+        for b in range(len(batch)):
+            t = batch.task(b)
+            yield (model.user_embedder(t.user_x[0]), model.item_embedder(t.support_x[0]), t.support_y[0],
+                   t.support_mask[0], t.query_x[0], t.query_y[0], t.query_mask[0])
 
     def score_items(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
                     item_x: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -57,17 +110,8 @@ class Backend:
         and score the same items ``item_x`` [C, S_i] for every task, ``chunk`` items at a time.
         Returns unclipped scores [B, C] (detached); the batch's query sets are not used."""
         out = []
-        for b in range(len(batch)):
-            task = batch.task(b)
-            user_x, sx, sy, sm = task.user_x[0], task.support_x[0], task.support_y[0], task.support_mask[0]
-            p_u = model.user_embedder(user_x)
-            p_s = model.item_embedder(sx)
-            overrides, _ = algorithm.start(p_u)
-
-            def support_loss(learner, p_u=p_u, p_s=p_s, sy=sy, sm=sm):
-                return masked_mse(learner(p_u, p_s), sy, sm)
-
-            adapted = self.adapt(model.head, overrides, support_loss, inner, second_order=False)
+        for p_u, p_s, sy, sm, *_ in self._tasks(model, batch):
+            adapted, _ = adapt_task(self.adapt, model.head, algorithm, p_u, p_s, sy, sm, inner, second_order=False)
             with torch.no_grad():
                 out.append(torch.cat([adapted.forward(p_u, model.item_embedder(item_x[c:c + chunk])).detach()
                                       for c in range(0, item_x.shape[0], chunk)]))
@@ -75,34 +119,17 @@ class Backend:
 
     def run_batch(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
                   training: bool) -> BatchOutcome:
-        """Adapt every task of the batch and score its query set.
+        """Adapt every task of the batch and score its query set (``task_step`` per task).
 
         Training: second-order unless ``inner.first_order``; each task's memory write is collected
         (not applied). Evaluation: first-order local steps, nothing written, outputs detached.
         """
         losses, preds, writes = [], [], []
         nq = batch.query_x.shape[1]
-        for b in range(len(batch)):
-            task = batch.task(b)
-            user_x, sx, sy, sm = task.user_x[0], task.support_x[0], task.support_y[0], task.support_mask[0]
-            qx, qy, qm = task.query_x[0], task.query_y[0], task.query_mask[0]
-            p_u = model.user_embedder(user_x)
-            p_s = model.item_embedder(sx)
-            p_q = model.item_embedder(qx)
-            overrides, context = algorithm.start(p_u)
-
-            def support_loss(learner, p_u=p_u, p_s=p_s, sy=sy, sm=sm):
-                return masked_mse(learner(p_u, p_s), sy, sm)
-
-            adapted = self.adapt(model.head, overrides, support_loss, inner,
-                                 second_order=training and not inner.first_order)
-            pred = adapted.forward(p_u, p_q)
-            loss = masked_mse(pred, qy, qm)
-            if training:
-                writes.append(algorithm.memory_write(p_u, context, adapted.params, loss))
-            else:
-                loss = loss.detach()
-                writes.append(None)
+        for p_u, p_s, sy, sm, qx, qy, qm in self._tasks(model, batch):
+            loss, pred, write = task_step(self.adapt, model.head, algorithm, p_u, p_s, sy, sm,
+                                          model.item_embedder(qx), qy, qm, inner, training)
             losses.append(loss)
             preds.append(nn.functional.pad(pred.detach(), (0, nq - pred.shape[0])))
+            writes.append(write[0] if write else None)
         return BatchOutcome(torch.stack(losses), torch.stack(preds), writes)

@@ -29,7 +29,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..algorithms.base import Algorithm
 from ..data.batching import PaddedBatch
-from .base import Adapted, Backend, BatchOutcome, InnerLoop, masked_mse
+from .base import Adapted, Backend, BatchOutcome, InnerLoop, adapt_task, task_step
 
 Params = Dict[str, torch.Tensor]
 
@@ -54,7 +54,8 @@ class FuncBackend(Backend):
 
     def adapt(self, learner: nn.Module, overrides: Dict[str, torch.Tensor],
               support_loss: Callable[[Callable], torch.Tensor], inner: InnerLoop, second_order: bool) -> Adapted:
-        """One task, unbatched (the Backend API): the same local steps as ``run_batch`` uses."""
+        """``inner.steps`` functional SGD steps (``local_steps``) from the start; works unbatched and
+        under ``vmap`` alike."""
         start = {n: overrides.get(n, p) for n, p in learner.named_parameters()}
 
         def as_callable(params: Params) -> Callable:
@@ -65,17 +66,13 @@ class FuncBackend(Backend):
 
     def score_items(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
                     item_x: torch.Tensor, chunk: int) -> torch.Tensor:
-        """The Backend API's catalogue scoring, batched: one vmapped adaptation for the whole
-        batch (the same first-order local steps as ``run_batch`` at evaluation), then each chunk
-        of items embedded once and scored by every task's adapted head in one vmapped call."""
+        """The Backend API's catalogue scoring, batched: ``adapt_task`` vmapped over the batch (the
+        same first-order local steps as evaluation), then each chunk of items embedded once and
+        scored by every task's adapted head in one vmapped call."""
         head = model.head
-        global_params = dict(head.named_parameters())
 
         def adapt(p_u, p_s, sy, sm):
-            overrides, _ = algorithm.start(p_u)
-            start = {n: overrides.get(n, p) for n, p in global_params.items()}
-            return local_steps(lambda prm: masked_mse(functional_call(head, prm, (p_u, p_s)), sy, sm),
-                               start, inner, second_order=False)
+            return adapt_task(self.adapt, head, algorithm, p_u, p_s, sy, sm, inner, second_order=False)[0].params
 
         with torch.no_grad():
             p_u = model.user_embedder(batch.user_x)
@@ -89,28 +86,10 @@ class FuncBackend(Backend):
 
     def run_batch(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,
                   training: bool) -> BatchOutcome:
-        head = model.head
-        global_params = dict(head.named_parameters())
-        second_order = training and not inner.first_order
-        write_spec = []
-
-        def task(p_u, p_s, sy, sm, p_q, qy, qm):
-            overrides, context = algorithm.start(p_u)
-            start = {n: overrides.get(n, p) for n, p in global_params.items()}
-
-            def predict(params: Params, p_i: torch.Tensor) -> torch.Tensor:
-                return functional_call(head, params, (p_u, p_i))
-
-            def query_loss(params: Params) -> torch.Tensor:
-                return masked_mse(predict(params, p_q), qy, qm)
-
-            adapted = local_steps(lambda prm: masked_mse(predict(prm, p_s), sy, sm), start, inner, second_order)
-            pred = predict(adapted, p_q)
-            loss = masked_mse(pred, qy, qm)
-            write = algorithm.functional_write(p_u, context, adapted, query_loss) if training else None
-            leaves, spec = ([], None) if write is None else pytree.tree_flatten(write)
-            write_spec.append(spec)
-            return (loss, pred * qm, *leaves)
+        """``task_step`` vmapped over the padded batch; the writes come back as one batched
+        pytree and are cut into one per task."""
+        def task(*tensors):
+            return task_step(self.adapt, model.head, algorithm, *tensors, inner, training)
 
         # Evaluation needs no outer graph; torch.func.grad ignores the outer no_grad, so the
         # local steps are still taken.
@@ -118,14 +97,10 @@ class FuncBackend(Backend):
             p_u = model.user_embedder(batch.user_x)          # [B, P_u]
             p_s = model.item_embedder(batch.support_x)       # [B, N_s, P_i]
             p_q = model.item_embedder(batch.query_x)         # [B, N_q, P_i]
-            loss, pred, *leaves = vmap(task)(p_u, p_s, batch.support_y, batch.support_mask,
-                                            p_q, batch.query_y, batch.query_mask)
-        spec = write_spec[-1]
-        if spec is None:
-            writes = [None] * len(batch)
+            loss, pred, write = vmap(task)(p_u, p_s, batch.support_y, batch.support_mask,
+                                           p_q, batch.query_y, batch.query_mask)
+        if write:
+            writes = [pytree.tree_map(lambda leaf, b=b: leaf[b], write[0]) for b in range(len(batch))]
         else:
-            per_task = zip(*(leaf.unbind(0) for leaf in leaves))
-            writes = [pytree.tree_unflatten(list(task_leaves), spec) for task_leaves in per_task]
-        if not training:
-            loss = loss.detach()
+            writes = [None] * len(batch)
         return BatchOutcome(loss, pred.detach(), writes)

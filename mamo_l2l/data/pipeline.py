@@ -7,25 +7,25 @@ be read back completely is rebuilt and overwritten.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..config import DataConfig
 from ..errors import MamoError
+from ..hashing import file_digest, json_sha256
 from .features import FeatureEncoders
 from .protocol import build_splits
-from .types import SCENARIOS, EncodedDataset, FieldLayout, Splits, Task
+from .types import SCENARIOS, EncodedDataset, FieldLayout, RawDataset, Splits, Task
 
 # Bump whenever readers/features/protocol change their output, so stale entries are not used.
 # 2: item display titles (EncodedDataset.item_titles) are cached too.
-# 3: task items in a seeded random order, not by item index (issue 9; docs/data.md step 7).
+# 3: task items in a seeded random order, not by item index (issue 9; docs/protocol.md step 7).
 DATA_VERSION = 3
 
 _SPLIT_NAMES = ("train", "valid") + tuple(f"test_{s}" for s in SCENARIOS)
@@ -35,14 +35,6 @@ _TASK_ARRAYS = ("user", "s_off", "s_items", "s_ratings", "q_off", "q_items", "q_
 
 
 # ------------------------------------------------------------------ sources and keys
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def source_dir(cfg: DataConfig, cache_dir=None, progress: bool = True) -> Path:
     """The folder the data set is read from: ``cfg.data_dir`` or the fetched copy in the cache."""
     if cfg.data_dir is not None:
@@ -60,7 +52,7 @@ def source_checksums(folder: Path) -> Dict[str, str]:
     Hashing (about 1 GB/s) instead of parsing keeps a cache hit fast; it covers every file a
     reader could use, so a changed file always changes the key.
     """
-    return {p.name: _sha256(p) for p in sorted(folder.iterdir())
+    return {p.name: file_digest(p) for p in sorted(folder.iterdir())
             if p.is_file() and not p.name.startswith(".")}
 
 
@@ -68,7 +60,7 @@ def cache_key(checksums: Dict[str, str], cfg: DataConfig, seed: int) -> str:
     """sha256 hex of the inputs that determine the processed arrays."""
     payload = {"sources": sorted(checksums.items()), "protocol": cfg.protocol_key(), "seed": int(seed),
                "data_version": DATA_VERSION}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    return json_sha256(payload)
 
 
 def processed_paths(key: str, cache_dir=None) -> Tuple[Path, Path]:
@@ -76,6 +68,24 @@ def processed_paths(key: str, cache_dir=None) -> Tuple[Path, Path]:
     from .fetch import cache_root
     folder = Path(cache_root(cache_dir)) / "processed"
     return folder / f"{key}.npz", folder / f"{key}.json"
+
+
+def load_raw(dataset: str, data_dir=None, format: Optional[str] = None, cache_dir=None, fetch: bool = True,
+             progress: bool = True) -> RawDataset:
+    """The RawDataset of ``dataset``: read from ``data_dir`` when given (format detected, or
+    ``format``), else from the cached fetched copy (fetched first when absent and ``fetch``)."""
+    from .fetch import cached_folder, fetch_dataset, known_datasets
+    from .readers import read_folder
+    if data_dir is not None:
+        return read_folder(data_dir, format=format)
+    if dataset not in known_datasets():
+        raise MamoError(f"unknown data set {dataset!r}; known data sets: {', '.join(known_datasets())} "
+                        "(or pass --data-dir with a folder of files in a supported format)")
+    folder = fetch_dataset(dataset, cache_dir=cache_dir, progress=progress) if fetch else cached_folder(dataset, cache_dir)
+    if folder is None:
+        raise MamoError(f"data set {dataset!r} is not in the cache and fetching is off; run "
+                        f"`mamo-l2l data fetch {dataset}` or pass --data-dir with the files")
+    return read_folder(folder, format=format)
 
 
 # ------------------------------------------------------------------ prepare
@@ -92,7 +102,6 @@ def prepare(cfg: DataConfig, seed: int, cache_dir=None, progress: bool = True,
         if hit is not None:
             _say(progress, f"{cfg.dataset}: processed arrays from cache {npz_path.name[:12]}...")
             return _with_identity(hit, cfg)
-    from .readers import load_raw
     t0 = time.perf_counter()
     raw = load_raw(cfg.dataset, data_dir=str(folder), format=cfg.format, cache_dir=cache_dir,
                    fetch=True, progress=progress)

@@ -1,4 +1,4 @@
-"""The cold-start protocol (spec/PROTOCOL.md, `protocol: melu`): scenarios, splits and tasks.
+"""The cold-start protocol (docs/protocol.md, `protocol: melu`): scenarios, splits and tasks.
 
 Order of the steps (each random step draws from its own generator
 ``np.random.default_rng([seed, STEP])``, so changing one step never shifts another):
@@ -15,7 +15,7 @@ Order of the steps (each random step draws from its own generator
    the rest, the warm test task has support = the rest and query = the held-out ratings;
 7. tasks: query = ``n_query`` random ratings of the task's ratings, support = the others; both
    listed in a seeded random order (step 6's generator), never by item index, so that nothing
-   downstream can profit from an item order that correlates with ratings (docs/data.md).
+   downstream can profit from an item order that correlates with ratings (docs/protocol.md).
 
 Random selection "k of a user's n ratings" is done for all users at once: every rating gets a
 uniform key from the step's generator, in the canonical rating order (user index, item index),
@@ -122,7 +122,7 @@ def _group_size(group: np.ndarray) -> np.ndarray:
 def _tasks(rows: np.ndarray, in_query: np.ndarray, data: EncodedDataset, order_key: np.ndarray) -> List[Task]:
     """One Task per user among the ratings ``rows`` (indices into data's rating arrays), in
     ascending user order; support/query items in ascending ``order_key`` (a seeded uniform key per
-    rating), i.e. in a random order that does not depend on item ids (docs/data.md, step 7)."""
+    rating), i.e. in a random order that does not depend on item ids (docs/protocol.md, step 7)."""
     users = data.rating_user[rows]
     order = np.lexsort((order_key[rows], users))
     rows, users, q = rows[order], users[order], in_query[order]
@@ -218,7 +218,7 @@ def _task_counts(tasks: List[Task], with_items: bool) -> Dict[str, int]:
 def _counts(data: EncodedDataset, cfg: DataConfig, seed: int, cutoffs: Dict[str, Optional[float]],
             partition: np.ndarray, train: List[Task], valid: List[Task],
             test: Dict[str, List[Task]]) -> dict:
-    """The counts dict that `mamo-l2l data info --json` writes (docs/data.md says what each counts)."""
+    """The counts dict that `mamo-l2l data info --json` writes (docs/protocol.md, The counts, says what each counts)."""
     return {
         "dataset": data.name,
         "seed": int(seed),
@@ -234,3 +234,31 @@ def _counts(data: EncodedDataset, cfg: DataConfig, seed: int, cutoffs: Dict[str,
         "splits": {"train": _task_counts(train, False), "valid": _task_counts(valid, False),
                    "warm_test": _task_counts(test["warm"], False)},
     }
+
+
+def format_counts(c: dict) -> str:
+    """The counts dict (``build_splits``) as a readable table: `mamo-l2l data info` prints it, a run logs it."""
+    if c.get("item_state") == "first_seen":
+        cutoff = (f"items first rated after t={c['item_time_cutoff']:.0f} are new"
+                  if c.get("item_time_cutoff") is not None else "no timestamps: all items existing")
+    elif c.get("item_year_cutoff") is not None:
+        cutoff = f"items released after {c['item_year_cutoff']:g} are new"
+    else:
+        cutoff = "no item years: all items existing"
+    t = c["totals"]
+    lines = [
+        f"data set {c['dataset']}  (seed {c['seed']}; {cutoff}; warm test: {c['warm_eval']})",
+        f"all: {t['users']:,} users, {t['items']:,} items, {t['ratings']:,} ratings",
+        "",
+        f"{'scenario':<16}{'raw ratings':>12}{'users':>9}{'items':>9}{'ratings':>10}",
+    ]
+    for s in SCENARIOS:
+        v = c["scenarios"][s]
+        lines.append(f"{s:<16}{c['partition'][s]:>12,}{v['users']:>9,}{v['items']:>9,}{v['ratings']:>10,}")
+    lines += ["", f"{'split':<16}{'users':>9}{'ratings':>10}"]
+    for s in ("train", "valid", "warm_test"):
+        v = c["splits"][s]
+        lines.append(f"{s:<16}{v['users']:>9,}{v['ratings']:>10,}")
+    lines += ["", "raw ratings: the scenario's share of all ratings before the user filter; users/items/ratings:",
+              "what the scenario's test tasks hold (support + query); each task scores its query ratings."]
+    return "\n".join(lines)

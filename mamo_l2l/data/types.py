@@ -109,4 +109,4 @@ class Splits:
     valid: List[Task]
     test: Dict[str, List[Task]]      # keys: SCENARIOS
     item_year_cutoff: Optional[float]
-    counts: dict                     # see PROTOCOL.md step 10 and `mamo-l2l data info --json`
+    counts: dict                     # see docs/protocol.md (The counts) and `mamo-l2l data info --json`

@@ -15,7 +15,7 @@ def profile_dim(layout: Sequence[FieldLayout], dim: int) -> int:
 
 
 class FieldEmbedder(nn.Module):
-    """One embedding table per field (MAMO.md section 2).
+    """One embedding table per field (docs/algorithm.md, Inputs).
 
     forward(x [..., S]) -> [..., n_fields * dim]. A single-valued field reads its one column; a
     multi-valued field (e.g. genres) is the mean of the embeddings of its non-PAD columns.

@@ -1,4 +1,4 @@
-"""MAMO's memories (MAMO.md sections 4-5). All tensors are buffers: saved with the model,
+"""MAMO's memories (docs/algorithm.md, "Feature-specific memory" and "Task-specific memory"). All tensors are buffers: saved with the model,
 never part of autograd, changed only by ``write`` after a training meta-batch."""
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ class MAMOMemory(nn.Module):
 
     @torch.no_grad()
     def write(self, writes: Sequence[MemoryWrite], preference: bool = True) -> None:
-        """Apply the writes one task at a time, in order (MAMO.md sections 4, 5, 7).
+        """Apply the writes one task at a time, in order (docs/algorithm.md, "The memory write rule").
         ``preference=False`` leaves M_UI untouched (the no-task-memory ablation).
 
         ``update="paper"``: M <- rate * (a_u outer v) + (1 - rate) * M, the paper's rule.

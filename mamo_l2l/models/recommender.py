@@ -1,4 +1,4 @@
-"""The recommender f of MAMO.md section 3: user/item embedding networks and the rating network.
+"""The recommender f (docs/algorithm.md, "The recommender"): user/item embedding networks and the rating network.
 
 The model is split in two, because that split is exactly "what adapts per user":
 - ``user_embedder`` / ``item_embedder`` (field embeddings): global, learned in the outer loop only.

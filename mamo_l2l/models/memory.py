@@ -1,5 +1,7 @@
-"""MAMO's memories (docs/algorithm.md, "Feature-specific memory" and "Task-specific memory"). All tensors are buffers: saved with the model,
-never part of autograd, changed only by ``write`` after a training meta-batch."""
+"""MAMO's memories (docs/algorithm.md, "Feature-specific memory", "Task-specific memory" and "The
+memory write rule"). Buffers, saved with the model, never part of autograd, changed only by
+``write`` after a training meta-batch and by the epoch-end ``reseed``; the one exception is M_UI
+with ``preference_memory: learned``, a parameter trained by the outer gradient and never written."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -179,6 +179,8 @@ class ItemRecommender:
                  device: str = "cpu"):
         self.model, self.algorithm, self.backend, self.inner = model, algorithm, backend, inner
         self.catalog, self.model_name, self.device = catalog, model_name, device
+        # One model call at a time: torch.func transforms (the func backend's vmap/grad) are not
+        # safe across threads (tried: concurrent calls hit an internal functorch assertion).
         self._lock = threading.Lock()
 
     @classmethod

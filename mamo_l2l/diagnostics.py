@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional
 
-import numpy as np
 import torch
 
+from .data.batching import user_rows
 from .errors import MamoError
 
 MEMORIES = ("profile", "user_bias", "preference")
@@ -83,11 +83,6 @@ def memory_summary(algorithm, profiles: torch.Tensor) -> Dict[str, Any]:
             "pref_start_spread": users["pref_start_spread"], "bias_start_spread": users["bias_start_spread"]}
 
 
-def _unique_user_rows(tasks, data) -> torch.Tensor:
-    users = np.unique(np.asarray([t.user for t in tasks], dtype=np.int64))
-    return torch.from_numpy(np.ascontiguousarray(data.user_x[users]))
-
-
 def inspect_memories(algorithm, groups: Dict[str, torch.Tensor]) -> Dict[str, Any]:
     """The full report for a MAMO-family algorithm; ``groups`` maps a name to user feature rows."""
     if not hasattr(algorithm, "memory"):
@@ -108,9 +103,9 @@ def inspect_run(run) -> Dict[str, Any]:
     its test users (every user of any test scenario)."""
     splits, data = run.bundle.splits, run.bundle.data
     test = [t for s in splits.test.values() for t in s]
-    groups = {"train": _unique_user_rows(splits.train, data)}
+    groups = {"train": user_rows(splits.train, data)}
     if test:
-        groups["test"] = _unique_user_rows(test, data)
+        groups["test"] = user_rows(test, data)
     report = inspect_memories(run.algorithm, groups)
     return dict({"model": run.model_name, "dataset": run.config.data.dataset, "seed": run.config.train.seed},
                 **report)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 import torch
 
 from .algorithms import build_model
@@ -16,7 +15,7 @@ from .algorithms.base import Algorithm
 from .backends import get_backend
 from .backends.base import Backend, InnerLoop
 from .config import Config
-from .data.batching import task_ratings
+from .data.batching import task_ratings, user_rows
 from .data.types import EncodedDataset, Splits
 from .errors import MamoError
 
@@ -82,8 +81,7 @@ def load_data(config: Config, cache_dir=None, progress: bool = False) -> DataBun
 
 def training_user_rows(bundle: DataBundle) -> torch.Tensor:
     """Feature rows [n, S_u] of the distinct users of the training tasks (in user index order)."""
-    users = np.unique(np.asarray([t.user for t in bundle.splits.train], dtype=np.int64))
-    return torch.from_numpy(np.ascontiguousarray(bundle.data.user_x[users]))
+    return user_rows(bundle.splits.train, bundle.data)
 
 
 def rating_mean(splits: Splits) -> float:

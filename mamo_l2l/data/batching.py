@@ -104,6 +104,12 @@ def task_ratings(tasks: Sequence[Task]):
     return items.astype(np.int64), ratings.astype(np.float64)
 
 
+def user_rows(tasks: Sequence[Task], data: EncodedDataset) -> torch.Tensor:
+    """Feature rows [n, S_u] of the distinct users of the tasks (in user index order)."""
+    users = np.unique(np.asarray([t.user for t in tasks], dtype=np.int64))
+    return torch.from_numpy(np.ascontiguousarray(data.user_x[users]))
+
+
 def chunks(tasks: Sequence[Task], size: int) -> Iterator[List[Task]]:
     """Tasks in their given order, ``size`` at a time (evaluation)."""
     for start in range(0, len(tasks), size):

@@ -74,12 +74,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_http(checkpoint: Path, rec, seconds: float, clients: int, n_ratings: int, k: int):
+def bench_http(checkpoint: Path, rec, seconds: float, clients: int, n_ratings: int, k: int, workers: int = 1):
     import httpx
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(checkpoint),
-                               "--host", "127.0.0.1", "--port", str(port)], env=env,
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=30.0, help="HTTP load duration")
     ap.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (mamo-l2l serve --workers)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
     if not 1 <= args.seconds <= 600 or not 1 <= args.clients <= 64:
@@ -154,7 +155,7 @@ def main() -> None:
     print(f"catalogue {len(rec.catalog)} items, model {rec.model_name}, backend {rec.backend.name}, "
           f"local steps {rec.inner.steps}, torch threads {torch.get_num_threads()}, {args.n_ratings} ratings/user, k={args.k}")
     print(f"in-process recommend: {args.calls} calls, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-    http = bench_http(checkpoint, rec, args.seconds, args.clients, args.n_ratings, args.k)
+    http = bench_http(checkpoint, rec, args.seconds, args.clients, args.n_ratings, args.k, args.workers)
     print(f"HTTP POST /recommend: {args.clients} clients x {http['seconds']:.0f} s, {http['requests']} requests "
           f"({http['errors']} errors), {http['rps']:.0f} requests/s, p50 {http['p50_ms']:.1f} ms, "
           f"p95 {http['p95_ms']:.1f} ms")

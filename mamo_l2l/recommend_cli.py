@@ -122,16 +122,23 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--data-dir", type=click.Path(), default=None, help="Only for checkpoints without an item catalogue.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Data cache (older checkpoints only).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes, each with its own copy of the model and one torch thread.")
 @backend_option("Backend to adapt with (docs/backends.md). [default: the run's]")
 @plugin_option
-def serve(checkpoint, host, port, data_dir, cache_dir, backend, plugins):
+def serve(checkpoint, host, port, data_dir, cache_dir, workers, backend, plugins):
     """Serve recommendations over HTTP, with a web page at / (needs the `serve` extra: fastapi, uvicorn)."""
     from . import serve as service
     service._fastapi()                      # a clear message before the model is loaded
     load_plugins(plugins)
     rec = open_recommender(checkpoint, data_dir=data_dir, cache_dir=cache_dir, backend=backend)
-    click.echo(f"serving {rec.model_name} ({len(rec.catalog)} items) on http://{host}:{port}/ (Ctrl+C stops)")
-    service.serve(rec, host=host, port=port)
+    click.echo(f"serving {rec.model_name} ({len(rec.catalog)} items) on http://{host}:{port}/ "
+               f"with {workers} process(es) (Ctrl+C stops)")
+    if workers == 1:
+        service.serve(rec, host=host, port=port)
+    else:   # the model is loaded above once to fail early; each worker loads its own copy
+        service.serve_workers(workers, host=host, port=port, checkpoint=str(checkpoint), data_dir=data_dir,
+                              cache_dir=cache_dir, backend=backend, plugins=list(plugins or ()))
 
 
 COMMANDS = (recommend, serve)

@@ -136,3 +136,37 @@ def serve(recommender, host: str = "127.0.0.1", port: int = 8000, log_level: str
     except ImportError:
         raise MamoError(_MISSING) from None
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+_WORKER_ENV = "MAMO_L2L_SERVE_ARGS"
+
+
+def serve_workers(workers: int, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+                  **recommender_args) -> None:
+    """Run ``workers`` server processes (uvicorn's workers) on one port, each with its own copy of
+    the read-only model and one torch thread: one process serialises its model calls (torch.func
+    is not safe across threads), several processes answer in parallel (docs/serving.md)."""
+    import json
+    import os
+    try:
+        import uvicorn
+    except ImportError:
+        raise MamoError(_MISSING) from None
+    os.environ[_WORKER_ENV] = json.dumps(recommender_args)
+    uvicorn.run("mamo_l2l.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level)
+
+
+def app_from_env():
+    """The app of one worker process of ``serve_workers`` (its arguments come in the environment)."""
+    import json
+    import os
+
+    import torch
+
+    from .plugins import load_plugins
+    from .recommend_cli import open_recommender
+    args = json.loads(os.environ[_WORKER_ENV])
+    torch.set_num_threads(1)
+    load_plugins(args.pop("plugins", ()) or ())
+    return create_app(open_recommender(**args))

@@ -107,3 +107,46 @@ def test_missing_fastapi_gives_a_clear_message(monkeypatch, tmp_path, recommend_
     monkeypatch.setattr(builtins, "__import__", no_fastapi)
     res = CliRunner().invoke(app, ["serve", "--checkpoint", str(recommend_run[0] / "best.pt")])
     assert res.exit_code == 1 and "pip install 'mamo_l2l[serve]'" in res.output
+
+
+def test_several_worker_processes_answer_like_the_library(recommend_run, rec):
+    """`mamo-l2l serve --workers 2`: uvicorn worker processes, each loading the checkpoint."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    server = subprocess.Popen([sys.executable, "-m", "mamo_l2l", "serve", "--checkpoint",
+                               str(recommend_run[0] / "best.pt"), "--port", str(port), "--workers", "2"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, server.stderr.read().decode(errors="replace")[-2000:]
+            try:
+                if httpx.get(url + "/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "no answer from the workers within 90 s"
+            time.sleep(0.3)
+        ids = list(rec.catalog.item_ids[:3])
+        body = {"ratings": [{"item_id": i, "rating": r} for i, r in zip(ids, (5, 1, 4))], "k": 5}
+        answers = [httpx.post(url + "/recommend", json=body, timeout=30.0).json() for _ in range(4)]
+        expected = rec.recommend([(i, r) for i, r in zip(ids, (5, 1, 4))], k=5)
+        for answer in answers:             # whichever worker answered
+            assert [it["item_id"] for it in answer["items"]] == list(expected["item_id"])
+            assert [it["score"] for it in answer["items"]] == pytest.approx(list(expected["score"]), abs=1e-5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

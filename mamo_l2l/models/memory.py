@@ -74,7 +74,8 @@ class MAMOMemory(nn.Module):
         else:
             self.register_buffer("preference", torch.stack(pref_slots))
         self.learned_preference = learned_preference
-        # How many training tasks each slot won (its top attention) since the last ``reseed``;
+        # How many training tasks each slot won (its top attention) since the last ``reseed``, counted
+        # by the competitive rule (the only one that re-seeds);
         # bookkeeping for the epoch-end re-seeding, reset every epoch, so not saved.
         self.register_buffer("wins", torch.zeros(slots), persistent=False)
 
@@ -120,7 +121,6 @@ class MAMOMemory(nn.Module):
             self._competitive(writes, preference)
             return
         for w in writes:
-            self.wins[int(torch.argmax(w.attention))] += 1
             a = w.attention.reshape(-1, 1)
             self._blend(self.profile, a, w.profile.reshape(1, -1), self.alpha)
             self._blend(self.user_bias, a, w.grad_user.reshape(1, -1), self.beta)

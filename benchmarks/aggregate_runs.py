@@ -8,7 +8,6 @@ are used; the paired comparison is that of compare (mamo_l2l/compare.py).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -19,16 +18,16 @@ def main() -> None:
     ap.add_argument("--paired-with", default=None)
     ap.add_argument("--write", default=None, help="write the markdown here (default: print it)")
     args = ap.parse_args()
-    from mamo_l2l.compare import aggregate, format_markdown, paired_comparison
+    from mamo_l2l.compare import aggregate, format_markdown, paired_comparison, run_dir
+    from mamo_l2l.runfiles import read_metrics
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    runs = Path(args.out_dir) / "runs"
     per_run = {m: {} for m in models}
     for m in models:
-        for folder in sorted(runs.glob(f"{m}-seed*")):
-            metrics = folder / "metrics.json"
+        for folder in run_dir(args.out_dir, m, 0).parent.glob(f"{m}-seed*"):
             seed = folder.name[len(m) + len("-seed"):]
-            if metrics.is_file() and seed.isdigit():
-                per_run[m][int(seed)] = json.loads(metrics.read_text(encoding="utf-8"))
+            metrics = read_metrics(folder) if seed.isdigit() else None
+            if metrics is not None:
+                per_run[m][int(seed)] = metrics
     seeds = sorted(set.intersection(*(set(v) for v in per_run.values())))
     if not seeds:
         raise SystemExit("no seed was finished by every model")

@@ -29,6 +29,32 @@ CATALOG_VERSION = 1
 #: candidate (user, item) pairs per backend call in ``recommend_batch`` (bounds memory: the
 #: query side of a call holds this many item embeddings and head activations)
 PAIRS_PER_CALL = 200_000
+#: catalogue items embedded per call when the item profiles are cached
+PROFILE_CHUNK = 65_536
+#: user profiles whose encoded rows are remembered (cleared when full)
+USER_ROW_CACHE = 1024
+
+
+class FifoLock:
+    """A lock granted in the order it was asked for (a ticket lock)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next = 0          # the next ticket to hand out
+        self._serving = 0       # the ticket that holds the lock
+
+    def __enter__(self) -> "FifoLock":
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 # ------------------------------------------------------------------------------ catalogue
@@ -181,7 +207,15 @@ class ItemRecommender:
         self.catalog, self.model_name, self.device = catalog, model_name, device
         # One model call at a time: torch.func transforms (the func backend's vmap/grad) are not
         # safe across threads (tried: concurrent calls hit an internal functorch assertion).
-        self._lock = threading.Lock()
+        # First come, first served (a plain Lock lets a late caller overtake waiting ones, which
+        # gave the HTTP service a long latency tail under concurrent requests).
+        self._lock = FifoLock()
+        # Item profiles p_i of the whole catalogue (the global item embedder's output: the local
+        # steps never change it), computed once and reused by every single-user call; rebuilt if
+        # the embedder's parameters change (their in-place version counters are the cache key).
+        self._profiles: Optional[torch.Tensor] = None
+        self._profiles_key: Optional[tuple] = None
+        self._user_rows: Dict[tuple, np.ndarray] = {}
 
     @classmethod
     def from_run(cls, run) -> "ItemRecommender":
@@ -254,6 +288,82 @@ class ItemRecommender:
             start = stop
         return out
 
+    def _item_profiles(self) -> torch.Tensor:
+        """p_i of every catalogue item [n, P_i] (call with the lock held)."""
+        params = list(self.model.item_embedder.parameters()) + list(self.model.item_embedder.buffers())
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        if self._profiles is None or key != self._profiles_key:
+            x = torch.as_tensor(self.catalog.item_x, device=self.device)
+            with torch.no_grad():
+                self._profiles = torch.cat([self.model.item_embedder(x[c:c + PROFILE_CHUNK])
+                                            for c in range(0, max(len(x), 1), PROFILE_CHUNK)])
+            self._profiles_key = key
+        return self._profiles
+
+    def warm_up(self) -> None:
+        """Build what the first call would otherwise build (the item profiles, the empty user row)."""
+        with self._lock:
+            self._item_profiles()
+        self._user_row(None)
+
+    def _predict_one(self, row: np.ndarray, items: np.ndarray, values: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """One user's clipped predicted ratings of ``cand``: the same adaptation as evaluation
+        (``adapt_task``: the algorithm's start, ``inner.steps`` first-order local steps on the
+        support MSE, nothing written) without padding, scoring the cached item profiles."""
+        if getattr(self.algorithm, "predict_direct", None) is not None or not len(cand):
+            return self._predict([(row, items, values, cand)])[0]
+        from .backends.base import adapt_task
+        lo, hi = self.rating_range
+        model, dev = self.model, self.device
+        with self._lock:
+            was_training = model.training
+            if was_training:        # (a loaded recommender's model is always in eval mode)
+                model.eval()
+            try:
+                profiles = self._item_profiles()
+                with torch.no_grad():
+                    p_u = model.user_embedder(torch.as_tensor(row, device=dev))
+                    if len(items):
+                        p_s = profiles[torch.as_tensor(items, device=dev)]
+                        sy = torch.as_tensor(values, dtype=torch.float32, device=dev)
+                        sm = torch.ones(len(items), device=dev)
+                    else:   # no ratings: one masked-out row, as padding gives evaluation
+                        p_s = torch.zeros(1, profiles.shape[1], device=dev)
+                        sy = torch.zeros(1, device=dev)
+                        sm = torch.zeros(1, device=dev)
+                adapted, _ = adapt_task(self.backend.adapt, model.head, self.algorithm, p_u, p_s, sy, sm,
+                                        self.inner, second_order=False)
+                # Most of the catalogue: score every item and pick (no copy of the profiles);
+                # a few candidates: score only those.
+                whole = 2 * len(cand) >= len(profiles)
+                rows = None if whole else torch.as_tensor(cand, device=dev)
+                n = len(profiles) if whole else len(cand)
+                with torch.no_grad():
+                    scores = torch.cat([adapted.forward(p_u, profiles[c:c + PAIRS_PER_CALL] if whole
+                                                        else profiles[rows[c:c + PAIRS_PER_CALL]]).detach()
+                                        for c in range(0, n, PAIRS_PER_CALL)])
+                if whole:
+                    scores = scores[torch.as_tensor(cand, device=dev)]
+            finally:
+                if was_training:
+                    model.train(True)
+        return scores.cpu().numpy().astype(np.float64).clip(lo, hi)
+
+    def _user_row(self, user: Optional[Mapping[str, Any]]) -> np.ndarray:
+        """``catalog.user_row`` remembered per profile (a bounded cache: encoding costs ~1 ms)."""
+        try:
+            key = tuple(sorted((str(k), v if not isinstance(v, list) else tuple(v)) for k, v in (user or {}).items()))
+            hash(key)
+        except TypeError:
+            return self.catalog.user_row(user)
+        row = self._user_rows.get(key)
+        if row is None:
+            row = self.catalog.user_row(user)
+            if len(self._user_rows) >= USER_ROW_CACHE:
+                self._user_rows.clear()
+            self._user_rows[key] = row
+        return row
+
     def _candidates(self, candidates: Optional[Iterable[Any]], exclude: np.ndarray) -> np.ndarray:
         if candidates is None:
             cand = np.arange(len(self.catalog), dtype=np.int64)
@@ -265,7 +375,7 @@ class ItemRecommender:
         return cand
 
     def _frame(self, cand: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
-        order = np.argsort(-scores, kind="stable")[:k]
+        order = _top_k(scores, k)
         idx = cand[order]
         return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
                              "title": self.catalog.titles[idx].astype(object),
@@ -281,12 +391,30 @@ class ItemRecommender:
         fields are UNKNOWN. candidates: item ids to rank (default: the whole catalogue).
         exclude_rated: leave the rated items out.
         """
+        cand, scores, order = self._top(ratings, user, k, exclude_rated, candidates)
+        idx = cand[order]
+        return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
+                             "title": self.catalog.titles[idx].astype(object),
+                             "score": scores[order].astype(np.float64)})
+
+    def recommend_records(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
+                          exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None
+                          ) -> List[Dict[str, Any]]:
+        """``recommend`` as a list of {"item_id", "title", "score"} dicts (what the HTTP service
+        answers; no DataFrame is built)."""
+        cand, scores, order = self._top(ratings, user, k, exclude_rated, candidates)
+        ids, titles = self.catalog.item_ids, self.catalog.titles
+        return [{"item_id": str(ids[c]), "title": str(titles[c]), "score": float(s)}
+                for c, s in zip(cand[order].tolist(), scores[order].tolist())]
+
+    def _top(self, ratings, user, k, exclude_rated, candidates) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(candidates, their scores, the positions of the top k, best first; ties: catalogue order)."""
         k = self._check_k(k)
         items, values = self._support(ratings)
-        row = self.catalog.user_row(user)
+        row = self._user_row(user)
         cand = self._candidates(candidates, items if exclude_rated else np.zeros(0, np.int64))
-        (scores,) = self._predict([(row, items, values, cand)])
-        return self._frame(cand, scores, k)
+        scores = self._predict_one(row, items, values, cand)
+        return cand, scores, _top_k(scores, k)
 
     def recommend_batch(self, frame: pd.DataFrame, k: int = 10, exclude_rated: bool = True,
                         users: Optional[Mapping[Any, Mapping[str, Any]]] = None) -> pd.DataFrame:
@@ -301,7 +429,7 @@ class ItemRecommender:
         for uid, part in frame.groupby("user_id", sort=False):
             try:
                 items, values = self._support(part[["item_id", "rating"]])
-                row = self.catalog.user_row((users or {}).get(uid))
+                row = self._user_row((users or {}).get(uid))
             except MamoError as e:
                 raise MamoError(f"user {uid}: {e}") from None
             cand = self._candidates(None, items if exclude_rated else np.zeros(0, np.int64))
@@ -322,7 +450,17 @@ class ItemRecommender:
         """Predicted (clipped) ratings of ``items``, in that order, for a user who gave ``ratings``."""
         support, values = self._support(ratings)
         cand = self._indices([str(i) for i in items], "items")
-        return self._predict([(self.catalog.user_row(user), support, values, cand)])[0]
+        return self._predict_one(self._user_row(user), support, values, cand)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, best first, ties in position order (as a stable
+    sort of -scores would give), without sorting every score."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(-scores, k - 1)[k - 1]          # the k-th best score (negated)
+    pos = np.flatnonzero(-scores <= kth)               # everything at least as good (ties included)
+    return pos[np.argsort(-scores[pos], kind="stable")][:k]
 
 
 @dataclass

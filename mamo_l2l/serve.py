@@ -56,6 +56,7 @@ def create_app(recommender, max_ratings: int = MAX_RATINGS, max_k: int = MAX_K, 
     catalog = recommender.catalog
     catalog.index                      # built now, not lazily by concurrent requests
     catalog.search("warm-up", 1)
+    recommender.warm_up()              # the cached item profiles, before the first request
     lo, hi = recommender.rating_range
 
     class RatingIn(BaseModel):
@@ -120,10 +121,9 @@ def create_app(recommender, max_ratings: int = MAX_RATINGS, max_k: int = MAX_K, 
             raise MamoError(f"too many ratings ({len(body.ratings)}; at most {max_ratings} per request)")
         if not 1 <= body.k <= max_k:
             raise MamoError(f"k must be between 1 and {max_k}, got {body.k}")
-        top = recommender.recommend([(str(r.item_id), r.rating) for r in body.ratings], user=body.user,
-                                    k=body.k, exclude_rated=body.exclude_rated)
-        return {"k": body.k, "items": [{"item_id": str(i), "title": str(t), "score": float(s)}
-                                       for i, t, s in zip(top["item_id"], top["title"], top["score"])]}
+        top = recommender.recommend_records([(str(r.item_id), r.rating) for r in body.ratings], user=body.user,
+                                            k=body.k, exclude_rated=body.exclude_rated)
+        return {"k": body.k, "items": top}
 
     return app
 

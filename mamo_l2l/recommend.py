@@ -14,6 +14,7 @@ the data set's files. ``Run.recommend`` builds the same catalogue from the run's
 """
 from __future__ import annotations
 
+import collections
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -36,25 +37,37 @@ USER_ROW_CACHE = 1024
 
 
 class FifoLock:
-    """A lock granted in the order it was asked for (a ticket lock)."""
+    """A lock granted in the order it was asked for. A release hands the lock to the longest
+    waiter and wakes only that thread (a plain Lock lets a late caller overtake waiting ones; a
+    Condition's notify_all would wake every waiter on each release)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._next = 0          # the next ticket to hand out
-        self._serving = 0       # the ticket that holds the lock
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiters: "collections.deque[threading.Lock]" = collections.deque()
 
     def __enter__(self) -> "FifoLock":
-        with self._cond:
-            ticket = self._next
-            self._next += 1
-            while ticket != self._serving:
-                self._cond.wait()
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return self
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiters.append(baton)
+        baton.acquire()                  # released by the holder's __exit__: the lock is ours
         return self
 
     def __exit__(self, *exc) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()      # handed over; stays held
+            else:
+                self._held = False
+
+    def waiting(self) -> int:
+        """Threads queued for the lock."""
+        with self._guard:
+            return len(self._waiters)
 
 
 # ------------------------------------------------------------------------------ catalogue
@@ -301,10 +314,11 @@ class ItemRecommender:
         return self._profiles
 
     def warm_up(self) -> None:
-        """Build what the first call would otherwise build (the item profiles, the empty user row)."""
+        """Do once what the first call would otherwise do: build the item profiles and the empty
+        user row, and run one recommendation (torch imports parts of itself on first use, ~2 s)."""
         with self._lock:
             self._item_profiles()
-        self._user_row(None)
+        self.recommend_records([], k=1)
 
     def _predict_one(self, row: np.ndarray, items: np.ndarray, values: np.ndarray, cand: np.ndarray) -> np.ndarray:
         """One user's clipped predicted ratings of ``cand``: the same adaptation as evaluation

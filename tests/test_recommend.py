@@ -209,7 +209,7 @@ def test_fifo_lock_grants_in_arrival_order():
         t.start()
         threads.append(t)
         deadline = time.monotonic() + 5
-        while lock._next != n + 2 and time.monotonic() < deadline:   # n has taken its ticket
+        while lock.waiting() != n + 1 and time.monotonic() < deadline:   # n is queued
             time.sleep(0.001)
     lock.__exit__(None, None, None)
     for t in threads:

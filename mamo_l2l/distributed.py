@@ -83,19 +83,39 @@ class World:
 
     def gather_writes(self, writes: List[Any]) -> List[Any]:
         """Every rank's memory writes, concatenated in rank order (= the global task order).
-        Sent as CPU tensors (pickled), returned on the device they came from."""
+
+        A write is a pytree of tensors (or None). Each rank sends its writes' leaves stacked into
+        compact CPU tensors (one per leaf; never views, which would pickle the whole batch's
+        storage once per task) with the tree structure; they come back on the writes' device."""
         if not self.active:
             return writes
         import torch.distributed as dist
         import torch.utils._pytree as pytree
         device = _first_device(writes)
-        cpu = [None if w is None else to_cpu(w) for w in writes]
-        gathered: List[Optional[list]] = [None] * self.size
-        dist.all_gather_object(gathered, cpu)
-        out = [w for part in gathered for w in part]
-        if device is not None and device.type != "cpu":
-            out = [None if w is None else pytree.tree_map(
-                lambda t: t.to(device) if isinstance(t, torch.Tensor) else t, w) for w in out]
+        present = [w is not None for w in writes]
+        flat = [pytree.tree_flatten(w) for w in writes if w is not None]
+        if flat:
+            stacked = [torch.stack([leaves[j].detach() for leaves, _ in flat]).cpu().contiguous()
+                       for j in range(len(flat[0][0]))]
+            # the tree structure travels as a write with 0 for every leaf (a TreeSpec itself does
+            # not pickle cleanly); the receiver flattens it again
+            payload = (present, pytree.tree_unflatten([0] * len(stacked), flat[0][1]), stacked)
+        else:
+            payload = (present, None, [])
+        gathered: List[Optional[tuple]] = [None] * self.size
+        dist.all_gather_object(gathered, payload)
+        out: List[Any] = []
+        for mask, template, leaves in gathered:
+            spec = pytree.tree_flatten(template)[1] if leaves else None
+            if device is not None:
+                leaves = [t.to(device) for t in leaves]
+            k = 0
+            for here in mask:
+                if here:
+                    out.append(pytree.tree_unflatten([t[k] for t in leaves], spec))
+                    k += 1
+                else:
+                    out.append(None)
         return out
 
     def broadcast(self, obj: Any) -> Any:

@@ -37,15 +37,25 @@ def _config(args):
 
 # ------------------------------------------------------------------ data (one fresh process per measure)
 def data_child(args) -> None:
+    import logging
     import resource
 
     from mamo_l2l.data.pipeline import prepare
     cfg = _config(args)
+    stages = []
+
+    class Stages(logging.Handler):   # prepare() logs "NAME: read X s, encode Y s, protocol Z s"
+        def emit(self, record):
+            stages.append(record.getMessage().split(": ", 1)[-1])
+    logger = logging.getLogger("mamo_l2l")
+    logger.addHandler(Stages())
+    logger.setLevel(logging.INFO)
     started = time.perf_counter()
-    data, splits, _ = prepare(cfg.data, cfg.train.seed, cache_dir=args.cache_dir, progress=False,
+    data, splits, _ = prepare(cfg.data, cfg.train.seed, cache_dir=args.cache_dir, progress=True,
                               refresh=args.refresh)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "stages": "; ".join(m for m in stages if m.startswith("read ")),
                       "ratings": int(len(data.rating)), "users": int(len(data.user_ids)),
                       "items": int(len(data.item_ids)), "train_tasks": len(splits.train)}))
 
@@ -58,7 +68,7 @@ def run_data(args) -> None:
         what = "pipeline (read+encode+protocol)" if refresh else "cached load"
         print(f"data {what}: {r['seconds']:.1f} s, peak memory {r['peak_mib']:.0f} MiB "
               f"({r['ratings']:,} ratings, {r['users']:,} users, {r['items']:,} items, "
-              f"{r['train_tasks']:,} training tasks)", flush=True)
+              f"{r['train_tasks']:,} training tasks){' ' + r['stages'] if r['stages'] else ''}", flush=True)
 
 
 # ------------------------------------------------------------------ training (N worker processes)
@@ -110,7 +120,7 @@ def run_train(args) -> None:
         for rank in range(n):
             env = _env(args.threads, WORLD_SIZE=n, RANK=rank, LOCAL_RANK=rank, LOCAL_WORLD_SIZE=n,
                        MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-            cmd = [sys.executable, os.environ.get("BENCH_WORKER", str(HERE)), "--train-worker", *_common(args),
+            cmd = [sys.executable, str(HERE), "--train-worker", *_common(args),
                    *(["--evaluate"] if rank == 0 and n == 1 and args.evaluate else [])]
             procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True))
         outs = [p.communicate()[0] for p in procs]

@@ -12,6 +12,10 @@ Prints, one line per measure:
   --threads), after ``--warmup`` batches; global tasks/s;
 * eval: the 1-process run's evaluation of the four test scenarios (no catalogue ranking unless
   --catalogue): seconds and tasks/s.
+
+Wall seconds and the CPU seconds of the measuring process are both printed: on a shared machine a
+wall time far above the CPU time (for one thread) means the process waited for a core (or was
+stopped).
 """
 from __future__ import annotations
 
@@ -54,7 +58,8 @@ def data_child(args) -> None:
     data, splits, _ = prepare(cfg.data, cfg.train.seed, cache_dir=args.cache_dir, progress=True,
                               refresh=args.refresh)
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "stages": "; ".join(m for m in stages if m.startswith("read ")),
                       "ratings": int(len(data.rating)), "users": int(len(data.user_ids)),
                       "items": int(len(data.item_ids)), "train_tasks": len(splits.train)}))
@@ -66,7 +71,7 @@ def run_data(args) -> None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(1)).stdout
         r = json.loads(out.strip().splitlines()[-1])
         what = "pipeline (read+encode+protocol)" if refresh else "cached load"
-        print(f"data {what}: {r['seconds']:.1f} s, peak memory {r['peak_mib']:.0f} MiB "
+        print(f"data {what}: {r['seconds']:.1f} s wall ({r['cpu_seconds']:.1f} s CPU), peak memory {r['peak_mib']:.0f} MiB "
               f"({r['ratings']:,} ratings, {r['users']:,} users, {r['items']:,} items, "
               f"{r['train_tasks']:,} training tasks){' ' + r['stages'] if r['stages'] else ''}", flush=True)
 
@@ -95,17 +100,18 @@ def train_worker(args) -> None:
     epochs.run_epoch(1)
     epochs.sampler.epoch = lambda e: itertools.islice(whole(e), args.warmup, args.warmup + args.batches)
     world.barrier()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     losses = epochs.run_epoch(1)
     world.barrier()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     result = {"procs": world.size, "threads": torch.get_num_threads(), "batches": len(losses),
-              "seconds": seconds, "tasks_per_s": len(losses) * cfg.train.meta_batch_size / seconds,
+              "seconds": seconds, "cpu_seconds": cpu, "tasks_per_s": len(losses) * cfg.train.meta_batch_size / seconds,
               "loss": float(sum(losses) / len(losses))}
     if world.is_main and args.evaluate:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         metrics = ml.evaluate(run, catalogue=args.catalogue)
         result["eval_seconds"] = time.perf_counter() - started
+        result["eval_cpu_seconds"] = time.process_time() - cpu
         result["eval_tasks"] = sum(s["users"] for s in metrics["scenarios"].values())
         result["catalogue_seconds"] = metrics["timing"]["catalogue_seconds"]
     if world.is_main:
@@ -129,10 +135,11 @@ def run_train(args) -> None:
         r = json.loads(outs[0].strip().splitlines()[-1])
         print(f"train {r['procs']} process(es) x {r['threads']} thread(s): {r['batches']} meta-batches of "
               f"{args.meta_batch_size} in {r['seconds']:.1f} s = {r['tasks_per_s']:.0f} tasks/s "
+              f"(rank 0: {r['cpu_seconds']:.1f} s CPU) "
               f"(mean loss {r['loss']:.4f})", flush=True)
         if "eval_seconds" in r:
             print(f"eval (1 process): {r['eval_tasks']:,} test tasks in {r['eval_seconds']:.1f} s "
-                  f"({r['eval_tasks'] / r['eval_seconds']:.0f} tasks/s; catalogue ranking "
+                  f"({r['eval_tasks'] / r['eval_seconds']:.0f} tasks/s, {r['eval_cpu_seconds']:.1f} s CPU; catalogue ranking "
                   f"{r['catalogue_seconds']:.1f} s)", flush=True)
 
 

@@ -281,7 +281,10 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     import shlex
 
     from . import compare as comparison
+    from .distributed import launched
     from .runtime import check_device
+    if launched():
+        raise MamoError("compare runs as one process; under torchrun use `train` (docs/distributed.md)")
     quiet = _quiet_epochs(quiet)   # epoch lines off; the per-run lines stay
     load_plugins(plugins)
     cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,

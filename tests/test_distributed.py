@@ -69,10 +69,14 @@ def _ranks(n: int, args, logs: Path):
 
 def _wait(procs, timeout=240):
     codes = []
-    for p, err in procs:
-        try:
+    try:
+        for p, _ in procs:
             codes.append(p.wait(timeout=timeout))
-        finally:
+    finally:
+        for p, err in procs:
+            if p.poll() is None:      # a failed test leaves no rank behind
+                p.kill()
+                p.wait()
             err.close()
     return codes
 
@@ -134,6 +138,17 @@ def test_two_processes_end_where_one_process_ends_and_resume_with_two(tmp_path, 
     hb = load_checkpoint(two / "last.pt")["state"]["history"]
     assert [round(h["train_loss"], 5) for h in ha] == [round(h["train_loss"], 5) for h in hb]
     assert [h["valid_mae"] for h in ha] == pytest.approx([h["valid_mae"] for h in hb], abs=TOL)
+
+
+def test_two_processes_with_the_per_task_l2l_backend(tmp_path, ml100k_raw_dir, dist_yaml):
+    cache = tmp_path / "cache"
+    _warm_cache(ml100k_raw_dir, cache)
+    args = ("--epochs", "1", "--backend", "l2l", "--quiet")
+    res = CliRunner().invoke(app, _args(ml100k_raw_dir, dist_yaml, tmp_path / "one", cache, *args))
+    assert res.exit_code == 0, res.output
+    codes = _wait(_ranks(2, _args(ml100k_raw_dir, dist_yaml, tmp_path / "two", cache, *args), tmp_path))
+    assert codes == [0, 0], [(tmp_path / f"rank{r}.txt").read_text()[-2000:] for r in range(2)]
+    assert _max_diff(_state(tmp_path / "one" / "last.pt"), _state(tmp_path / "two" / "last.pt")) < TOL
 
 
 # ------------------------------------------------------------------ a killed 2-process run resumes

@@ -14,7 +14,8 @@ CUDA tensors when CUDA is there). What a training step does with N processes:
 * the memory writes of every rank are gathered and applied on every rank in the global task
   order (``World.gather_writes``), so the memories stay identical;
 * only rank 0 reads and writes the run folder, validates, evaluates and prints; it broadcasts
-  the initial (or resumed) model and optimiser, the validation verdict and the stop request.
+  the initial (or resumed) model, optimiser and trainer state and the validation scores; a stop
+  request (a signal to any rank) is agreed on by all ranks at the end of each epoch.
 
 A single process is ``World(1, 0)``: every method is then the identity, so ``train.fit`` has one
 code path.

@@ -109,6 +109,16 @@ def test_shards_cover_the_meta_batch_in_order_and_differ_by_at_most_one():
     assert SINGLE.gather_writes(writes) is writes and SINGLE.broadcast(3) == 3 and SINGLE.max_int(15) == 15
 
 
+def test_only_train_is_distributed(monkeypatch, tmp_path):
+    from mamo_l2l.distributed import launched
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launched()
+    res = CliRunner().invoke(app, ["compare", "--dataset", "ml-100k", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "torchrun" in res.output and not any(tmp_path.iterdir())
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not launched()
+
+
 # ------------------------------------------------------------------ 2 processes == 1 process
 def test_two_processes_end_where_one_process_ends_and_resume_with_two(tmp_path, ml100k_raw_dir, dist_yaml):
     cache = tmp_path / "cache"

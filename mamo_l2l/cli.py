@@ -173,21 +173,29 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
     `--out RUN --resume` (docs/operations.md)."""
     from pathlib import Path
 
+    from . import distributed
+    from .config import Config
     from .faults import TrainingInterrupted, graceful_stop
     from .pipeline import run as run_pipeline
     from .progress import log
     from .scoring import results_table
-    quiet = _quiet(quiet)
+    world = distributed.init_from_env()   # under torchrun: join the other ranks (docs/distributed.md)
+    quiet = _quiet(quiet or not world.is_main)
     _verbose(verbose)
     load_plugins(plugins)
     data_opts = dict(dataset=dataset, data_dir=data_dir, format=fmt, warm_eval=warm_eval)
     train_opts = dict(backend=backend, seed=seed, epochs=epochs, meta_batch_size=meta_batch_size,
                       local_steps=local_steps, local_lr=local_lr, outer_lr=outer_lr, first_order=first_order,
                       device=device, patience=patience, threads=threads)
-    if resume:
-        cfg = _resume_config(out_dir, config_path, data_opts, model_name, train_opts)
-    else:
-        cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval, **train_opts)
+    cfg = None
+    if world.is_main:   # rank 0 reads the run folder (--resume) and sends the config to the others
+        if resume:
+            cfg = _resume_config(out_dir, config_path, data_opts, model_name, train_opts)
+        else:
+            cfg = _config_from_options(config_path, dataset, data_dir, fmt, model_name, warm_eval, **train_opts)
+    if world.active:
+        cfg = Config.from_dict(world.broadcast(cfg.to_dict() if world.is_main else None), source="rank 0")
+        cfg = cfg.override("train", device=distributed.rank_device(cfg.train.device, world))
     out = Path(out_dir or f"runs/{cfg.model.name}-{cfg.data.dataset}-seed{cfg.train.seed}")
 
     def notice(signum):
@@ -200,9 +208,14 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
             result = run_pipeline(cfg, out, resume=resume, cache_dir=cache_dir, progress=not quiet)
     except TrainingInterrupted as e:
         import signal
-        click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch}; {out / 'last.pt'} is "
-                   f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
+        if world.is_main:
+            click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch}; {out / 'last.pt'} is "
+                       f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
+        distributed.shutdown()
         sys.exit(e.exit_code)
+    distributed.shutdown()
+    if not world.is_main:   # rank 0 evaluates and prints
+        return
     metrics = result.metrics
     click.echo("")
     click.echo(results_table(metrics))
@@ -268,7 +281,10 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     import shlex
 
     from . import compare as comparison
+    from .distributed import launched
     from .runtime import check_device
+    if launched():
+        raise MamoError("compare runs as one process; under torchrun use `train` (docs/distributed.md)")
     quiet = _quiet_epochs(quiet)   # epoch lines off; the per-run lines stay
     load_plugins(plugins)
     cfg = _config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,

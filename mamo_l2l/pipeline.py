@@ -49,17 +49,22 @@ def run(config: Config, out_dir, resume: Union[bool, str] = False, reuse: bool =
     """
     from .algorithms import require_models
     from .backends import require_backend
+    from . import distributed
     config = config.validate()
     require_models(config.model.name)     # fail before any data is read or file written
     require_backend(config.train.backend)
     check_device(config.train.device)
     out = Path(out_dir)
+    world = distributed.current()
+    if not world.is_main:
+        return _follow(config, out, bool(resume), bundle, cache_dir, world)
     with RunLock(out):
         if not reuse:
             write_config(out, config)
         if bundle is None:
             bundle = load_data(config, cache_dir=cache_dir, progress=progress)
             log_counts(bundle.splits.counts)
+        world.barrier()   # the other ranks read the data now (from the processed cache)
         if reuse:
             metrics = reusable_metrics(out, config, bundle.data.fingerprint)
             if metrics is not None:
@@ -85,6 +90,18 @@ def _train_and_evaluate(bundle: DataBundle, config: Config, out: Path, resume: b
     metrics = evaluate(trained, progress=progress, catalogue=catalogue)
     write_metrics(metrics, out)
     return RunResult(metrics, trained, out, resumed=resume)
+
+
+def _follow(config: Config, out: Path, resume: bool, bundle: Optional[DataBundle], cache_dir, world) -> RunResult:
+    """A rank other than 0 of a distributed run (docs/distributed.md): wait until rank 0 has the
+    data (so it is read from the processed cache), train its share of every meta-batch, and
+    leave the run folder, the validation, the evaluation and the output to rank 0."""
+    from .train import fit
+    world.barrier()
+    if bundle is None:
+        bundle = load_data(config, cache_dir=cache_dir, progress=False)
+    trained = fit(bundle, config, model_name=config.model.name, out_dir=None, resume=resume, progress=False)
+    return RunResult({}, trained, out, resumed=resume)
 
 
 def reusable_metrics(folder: Path, config: Config, fingerprint: str) -> Optional[Dict[str, Any]]:

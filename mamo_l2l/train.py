@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
+from . import distributed
 from .algorithms.baselines import trainer_of
 from .checkpoint import restore_resume, save_model, save_resume
 from .config import SELECT_METRICS, Config
@@ -33,7 +34,10 @@ def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
 
 class MetaEpochs:
     """One epoch of meta-training: seeded meta-batches of training tasks through the backend,
-    an outer step per batch, then the batch's memory writes (what ``fit`` calls per epoch)."""
+    an outer step per batch, then the batch's memory writes (what ``fit`` calls per epoch).
+
+    With several processes (docs/distributed.md) each rank runs its share of every global
+    meta-batch; the summed gradients and the gathered writes make the step the one process's."""
 
     unit = "task"
 
@@ -47,20 +51,40 @@ class MetaEpochs:
         run, t = self.run, self.run.config.train
         losses: List[float] = []
         params = [p for p in run.model.parameters() if p.requires_grad]
+        world = distributed.current()
         for number, group in enumerate(self.sampler.epoch(epoch), start=1):
-            batch = pad_tasks(group, run.bundle.data).to(t.device)
-            out = run.backend.run_batch(run.model, run.algorithm, batch, run.inner, training=True)
-            loss = out.query_loss.mean()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if world.active:
+                loss, writes = self._shard_step(world, group, params)
+            else:
+                batch = pad_tasks(group, run.bundle.data).to(t.device)
+                out = run.backend.run_batch(run.model, run.algorithm, batch, run.inner, training=True)
+                loss, writes = out.query_loss.mean(), out.writes
+                loss.backward()
             check_finite(loss, params, epoch, number, run.config)   # before the step: nothing bad is kept
             self.optimizer.step()
-            run.algorithm.apply_writes(out.writes)
+            run.algorithm.apply_writes(writes)
             losses.append(float(loss.detach()))
             if bar is not None:
                 bar.update(len(group))
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         return losses
+
+    def _shard_step(self, world, group, params):
+        """This rank's share of the global meta-batch ``group``: backward of (sum of its query
+        losses) / len(group), gradients summed over the ranks (= the gradient of the global mean),
+        writes gathered in global task order. Returns (global mean loss, all writes)."""
+        run, t = self.run, self.run.config.train
+        shard = world.shard(group)
+        if shard:
+            batch = pad_tasks(shard, run.bundle.data).to(t.device)
+            out = run.backend.run_batch(run.model, run.algorithm, batch, run.inner, training=True)
+            loss_sum, writes = out.query_loss.sum(), out.writes
+            (loss_sum / len(group)).backward()
+        else:   # fewer tasks than ranks (a last, short meta-batch): nothing to add
+            loss_sum, writes = torch.zeros((), device=t.device), []
+        total = world.reduce_gradients(params, loss_sum)
+        return total / len(group), world.gather_writes(writes)
 
 
 def _epochs(run: Run, optimizer):
@@ -92,7 +116,7 @@ def fit(bundle: DataBundle, config: Optional[Config] = None, model_name: str = "
     """
     if progress:
         ensure_visible()
-    if out_dir is None:
+    if out_dir is None or not distributed.current().is_main:   # only rank 0 touches the run folder
         return _fit(bundle, config, model_name, None, resume, progress, stop_after_epoch)
     with RunLock(out_dir):
         return _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch)
@@ -104,6 +128,11 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     t = config.train
     run = build_run(bundle, config, model_name)
     run.out_dir = Path(out_dir) if out_dir is not None else None
+    world = distributed.current()
+    if world.active and trainer_of(run.algorithm) != "meta":
+        raise MamoError(f"distributed training (WORLD_SIZE={world.size}) is for the meta-trained models; "
+                        f"{run.model_name!r} trains with trainer {trainer_of(run.algorithm)!r}: run it as one "
+                        "process (docs/distributed.md)")
     if trainer_of(run.algorithm) == "none":
         return _fit_without_training(run)
     model, algorithm = run.model, run.algorithm
@@ -114,8 +143,10 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     state = {"epoch": 0, "best_score": float("inf"), "best_epoch": 0, "bad_epochs": 0, "stopped": False,
              "best_state": copy.deepcopy(model.state_dict()), "history": [], "train_seconds": 0.0,
              "train_tasks": 0}
-    if resume:
+    if resume and world.is_main:
         state = _restore(run, optimizer, state)
+    if world.active:   # rank 0's start (fresh or resumed) on every rank
+        state = _share_start(world, run, optimizer, state)
     for epoch in range(state["epoch"] + 1, t.epochs + 1):
         if state["stopped"]:
             break
@@ -126,8 +157,9 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
         _log_epoch(record, state)
         if run.out_dir is not None:
             save_resume(run, run.out_dir / LAST, optimizer, state)
-        if stop_requested() is not None:
-            raise TrainingInterrupted(stop_requested(), epoch, run.out_dir)
+        signum = world.max_int(stop_requested() or 0)   # a signal to any rank stops every rank here
+        if signum:
+            raise TrainingInterrupted(signum, epoch, run.out_dir)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     model.load_state_dict(state["best_state"])
@@ -136,9 +168,23 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     run.timing = {"train_seconds": state["train_seconds"],
                   "seconds_per_epoch": state["train_seconds"] / max(len(state["history"]), 1),
                   "train_tasks_per_s": state["train_tasks"] / max(state["train_seconds"], 1e-9)}
+    if world.active:
+        run.timing["world_size"] = world.size
     if run.out_dir is not None:
         save_model(run, run.out_dir / BEST)
     return run
+
+
+def _share_start(world, run: Run, optimizer, state: Dict[str, Any]) -> Dict[str, Any]:
+    """Rank 0's model (parameters and memories), optimiser state and trainer state on every rank
+    (sent as CPU tensors): every rank starts from the same point, fresh or resumed."""
+    payload = world.broadcast(distributed.to_cpu((run.model.state_dict(), optimizer.state_dict(), state))
+                              if world.is_main else None)
+    if not world.is_main:
+        run.model.load_state_dict(payload[0])
+        optimizer.load_state_dict(payload[1])
+        state = payload[2]
+    return state
 
 
 def _train_epoch(run: Run, epochs, epoch: int, train_users, state: Dict[str, Any], progress: bool) -> Dict[str, Any]:
@@ -163,7 +209,9 @@ def _select(run: Run, epoch: int, record: Dict[str, Any], state: Dict[str, Any])
     the best state by ``select_metric``, stop after ``patience`` epochs without improvement."""
     t, valid_tasks = run.config.train, run.bundle.splits.valid
     if valid_tasks and epoch % t.eval_every == 0:
-        v = score_tasks(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data, run.inner, t.device)
+        world = distributed.current()   # rank 0 validates; every rank takes the same decision
+        v = world.broadcast(score_tasks(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data,
+                                        run.inner, t.device) if world.is_main else None)
         record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
         # the selection score is always "lower is better": higher-is-better metrics are negated
         score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]

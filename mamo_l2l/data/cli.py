@@ -48,3 +48,28 @@ def fetch(name: str, cache_dir: Optional[str]) -> None:
     """Download data set NAME into the cache (verifying checksums) and print its folder."""
     from .fetch import fetch_dataset
     click.echo(str(fetch_dataset(name, cache_dir=cache_dir, progress=True)))
+
+
+@data.command("synth")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Users = 6040 x scale (MovieLens-1M = 1), about 1e6 x scale ratings.")
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder to write synth.inter/.user/.item to.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--items", type=int, default=None, help="Items. [default: 3706 x sqrt(scale)]")
+@click.option("--new-item-share", type=float, default=0.1, show_default=True,
+              help="Share of the items released after --cutoff-year (new items).")
+@click.option("--cutoff-year", type=int, default=1998, show_default=True)
+@click.option("--late-user-share", type=float, default=0.2, show_default=True,
+              help="Share of the users who join after the cutoff time.")
+def synth(scale: float, out_dir: str, seed: int, items: Optional[int], new_item_share: float, cutoff_year: int,
+          late_user_share: float) -> None:
+    """Write a synthetic MovieLens-shaped data set in RecBole atomic format (docs/distributed.md);
+    train on it with --data-dir OUT --format atomic."""
+    from .synth import write_synthetic
+    if scale <= 0 or not 0 <= new_item_share < 1 or not 0 <= late_user_share < 1:
+        raise MamoError("data synth: --scale must be > 0 and the shares in [0, 1)")
+    s = write_synthetic(out_dir, scale=scale, seed=seed, items=items, new_item_share=new_item_share,
+                        cutoff_year=cutoff_year, late_user_share=late_user_share)
+    click.echo(f"wrote {out_dir}: {s.users:,} users, {s.items:,} items ({s.new_items:,} released after "
+               f"{cutoff_year}), {s.ratings:,} ratings, {s.late_users:,} late users in {s.seconds:.1f} s; "
+               f"train with --data-dir {out_dir} --format atomic")

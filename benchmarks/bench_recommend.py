@@ -54,9 +54,9 @@ def percentiles(seconds):
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
-def bench_in_process(checkpoint: Path, calls: int, n_ratings: int, k: int):
+def bench_in_process(checkpoint: Path, calls: int, n_ratings: int, k: int, backend=None):
     import mamo_l2l as ml
-    rec = ml.load_recommender(checkpoint)
+    rec = ml.load_recommender(checkpoint, backend=backend)
     users = random_users(rec.catalog.item_ids, calls + 5, n_ratings, *rec.rating_range)
     for u in users[:5]:                                   # warm-up
         rec.recommend(u, k=k)
@@ -100,12 +100,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_http(checkpoint: Path, rec, seconds: float, clients: int, n_ratings: int, k: int, workers: int = 1):
+def bench_http(checkpoint: Path, rec, seconds: float, clients: int, n_ratings: int, k: int, workers: int = 1,
+               backend=None):
     import httpx
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(checkpoint),
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)], env=env,
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+                              + (["--backend", backend] if backend else []), env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -176,6 +178,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="HTTP load duration")
     ap.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
     ap.add_argument("--workers", type=int, default=1, help="server processes (mamo-l2l serve --workers)")
+    ap.add_argument("--backend", default=None, help="adapt with this backend [the run's]")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
     if not 1 <= args.seconds <= 600 or not 1 <= args.clients <= 64:
@@ -184,11 +187,11 @@ def main() -> None:
         args.dataset, args.data_dir, args.epochs, Path(args.out or f"runs/bench-recommend-{args.dataset}"))
     import torch
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    rec, (p50, p95) = bench_in_process(checkpoint, args.calls, args.n_ratings, args.k)
+    rec, (p50, p95) = bench_in_process(checkpoint, args.calls, args.n_ratings, args.k, args.backend)
     print(f"catalogue {len(rec.catalog)} items, model {rec.model_name}, backend {rec.backend.name}, "
           f"local steps {rec.inner.steps}, torch threads {torch.get_num_threads()}, {args.n_ratings} ratings/user, k={args.k}")
     print(f"in-process recommend: {args.calls} calls, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-    http = bench_http(checkpoint, rec, args.seconds, args.clients, args.n_ratings, args.k, args.workers)
+    http = bench_http(checkpoint, rec, args.seconds, args.clients, args.n_ratings, args.k, args.workers, args.backend)
     print(f"HTTP POST /recommend: {args.clients} clients x {http['seconds']:.0f} s, {http['requests']} requests "
           f"({http['errors']} errors), {http['rps']:.0f} requests/s, p50 {http['p50_ms']:.1f} ms, "
           f"p95 {http['p95_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms")

@@ -81,6 +81,9 @@ class ModelConfig:
     memory_update: str = "competitive"  # competitive | interpolate | paper (docs/algorithm.md)
     memory_init: str = "kmeans"   # kmeans | random: how the memory keys M_P start (docs/algorithm.md)
     preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)
+    item_bias: bool = False      # a learned per-item bias b_i added to the rating (needs data.item_id_feature)
+    item_bias_shrinkage: float = 10.0  # b_i starts at the training item mean shrunk by this many pseudo-ratings
+    choice_prior: bool = False   # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):
@@ -91,6 +94,8 @@ class ModelConfig:
                 raise MamoError(f"config key model.{key} must be in [0, 1]")
         if self.temperature <= 0:
             raise MamoError("config key model.temperature must be > 0")
+        if self.item_bias_shrinkage < 0:
+            raise MamoError("config key model.item_bias_shrinkage must be >= 0")
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))

@@ -176,9 +176,10 @@ class ItemRecommender:
     """
 
     def __init__(self, model, algorithm, backend, inner, catalog: Catalog, model_name: str,
-                 device: str = "cpu"):
+                 device: str = "cpu", ranking=None):
         self.model, self.algorithm, self.backend, self.inner = model, algorithm, backend, inner
         self.catalog, self.model_name, self.device = catalog, model_name, device
+        self.ranking = ranking   # ranking.Ranking: the order is catalogue ranking's (docs/algorithm.md)
         # One model call at a time: torch.func transforms (the func backend's vmap/grad) are not
         # safe across threads (tried: concurrent calls hit an internal functorch assertion).
         self._lock = threading.Lock()
@@ -186,7 +187,8 @@ class ItemRecommender:
     @classmethod
     def from_run(cls, run) -> "ItemRecommender":
         return cls(run.model, run.algorithm, run.backend, run.inner,
-                   Catalog.from_data(run.bundle.data, run.bundle.encoders), run.model_name, run.config.train.device)
+                   Catalog.from_data(run.bundle.data, run.bundle.encoders), run.model_name, run.config.train.device,
+                   ranking=run.ranking)
 
     @property
     def rating_range(self) -> Tuple[float, float]:
@@ -230,7 +232,7 @@ class ItemRecommender:
     # ---------------------------------------------------------------- prediction
     def _predict(self, users: List[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> List[np.ndarray]:
         """users: (user row, support items, support ratings, candidate items) each; returns the
-        clipped predicted rating of every candidate, per user (scoring.predict_tasks)."""
+        unclipped predicted rating of every candidate, per user (scoring.predict_tasks)."""
         from .scoring import predict_tasks
         out: List[np.ndarray] = []
         start = 0
@@ -247,7 +249,8 @@ class ItemRecommender:
                 tasks = [Task(j, group[k][1], group[k][2], group[k][3], np.zeros(len(group[k][3]), np.float32))
                          for j, k in enumerate(scored)]
                 with self._lock:
-                    res = predict_tasks(self.model, self.algorithm, self.backend, tasks, data, self.inner, self.device)
+                    res = predict_tasks(self.model, self.algorithm, self.backend, tasks, data, self.inner, self.device,
+                                        clip=False)
                 for k, p in zip(scored, res):
                     preds[k] = p
             out.extend(preds)
@@ -264,17 +267,26 @@ class ItemRecommender:
             cand = cand[~np.isin(cand, exclude)]
         return cand
 
-    def _frame(self, cand: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
-        order = np.argsort(-scores, kind="stable")[:k]
+    def _frame(self, cand: np.ndarray, predicted: np.ndarray, k: int) -> pd.DataFrame:
+        """Top k of ``cand`` by the ranking score (ranking.rank_scores on the unclipped predicted
+        ratings ``predicted``, as catalogue ranking orders them; ties: catalogue order); ``score``
+        is the predicted rating clipped to the rating range, ``rank_score`` what was ordered by."""
+        from .ranking import rank_scores
+        ranked = rank_scores(self.ranking, predicted, cand)
+        order = np.argsort(-ranked, kind="stable")[:k]
         idx = cand[order]
+        lo, hi = self.rating_range
         return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
                              "title": self.catalog.titles[idx].astype(object),
-                             "score": scores[order].astype(np.float64)})
+                             "score": np.clip(predicted[order], lo, hi).astype(np.float64),
+                             "rank_score": ranked[order].astype(np.float64)})
 
     def recommend(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
                   exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None) -> pd.DataFrame:
         """The top ``k`` items for a new user who gave ``ratings``: a DataFrame item_id, title,
-        score (predicted rating, clipped to the rating range), best first (ties: catalogue order).
+        score (predicted rating, clipped to the rating range), rank_score (the ranking score the
+        items are ordered by: the unclipped predicted rating plus w * the item's choice prior when
+        the run has one, docs/algorithm.md), best first (ties: catalogue order).
 
         ratings: (item_id, rating) pairs, {"item_id", "rating"} dicts, a mapping, or a DataFrame
         with item_id, rating. user: profile fields, e.g. {"age": "25", "gender": "F"}; missing
@@ -291,7 +303,7 @@ class ItemRecommender:
     def recommend_batch(self, frame: pd.DataFrame, k: int = 10, exclude_rated: bool = True,
                         users: Optional[Mapping[Any, Mapping[str, Any]]] = None) -> pd.DataFrame:
         """``recommend`` for many users at once: ``frame`` has user_id, item_id, rating; the
-        answer has user_id, rank (1..k), item_id, title, score, users in first-appearance order.
+        answer has user_id, rank (1..k), item_id, title, score, rank_score, users in first-appearance order.
         ``users`` optionally maps a user_id to its profile fields. Users go through the backend
         together (batched, at most PAIRS_PER_CALL candidate pairs per call)."""
         k = self._check_k(k)
@@ -315,14 +327,14 @@ class ItemRecommender:
             top.insert(0, "user_id", uid)
             parts.append(top)
         if not parts:
-            return pd.DataFrame(columns=["user_id", "rank", "item_id", "title", "score"])
+            return pd.DataFrame(columns=["user_id", "rank", "item_id", "title", "score", "rank_score"])
         return pd.concat(parts, ignore_index=True)
 
     def predict(self, ratings: Any, items: Sequence[Any], user: Optional[Mapping[str, Any]] = None) -> np.ndarray:
         """Predicted (clipped) ratings of ``items``, in that order, for a user who gave ``ratings``."""
         support, values = self._support(ratings)
         cand = self._indices([str(i) for i in items], "items")
-        return self._predict([(self.catalog.user_row(user), support, values, cand)])[0]
+        return np.clip(self._predict([(self.catalog.user_row(user), support, values, cand)])[0], *self.rating_range)
 
 
 @dataclass
@@ -374,5 +386,6 @@ def load_recommender(checkpoint, device: Optional[str] = None, backend: Optional
     model.eval()
     run = Run(model, algorithm, get_backend(config.train.backend), config, ckpt["model_name"],
               DataBundle(data, None, catalog.encoders, config))
+    from .ranking import Ranking
     return ItemRecommender(model, algorithm, run.backend, run.inner, catalog, ckpt["model_name"],
-                           config.train.device)
+                           config.train.device, ranking=Ranking.from_payload(ckpt.get("ranking")))

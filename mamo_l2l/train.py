@@ -18,6 +18,7 @@ from .data.batching import MetaBatchSampler, pad_tasks
 from .errors import MamoError
 from .faults import TrainingInterrupted, check_finite, stop_requested
 from .progress import bar as progress_bar, ensure_visible, log, run_log
+from .ranking import choose_ranking
 from .runfiles import BEST, LAST, RunLock
 from .runtime import DataBundle, Run, build_run, check_device, training_user_rows
 from .scoring import score_tasks
@@ -131,6 +132,7 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     model.load_state_dict(state["best_state"])
+    run.ranking, run.ranking_notes = choose_ranking(run)   # the catalogue's ranking score (docs/algorithm.md)
     run.best_epoch = state["best_epoch"]
     run.history = state["history"]
     run.timing = {"train_seconds": state["train_seconds"],

@@ -62,9 +62,9 @@ def test_load_recommender_needs_only_the_checkpoint(recommend_run, monkeypatch):
 def test_top_k_sorted_excludes_rated_and_has_titles(rec):
     rated = [("1", 5.0), ("2", 1.0), ("3", 4.0)]
     top = rec.recommend(rated, user={"gender": "F", "age": "25"}, k=7)
-    assert list(top.columns) == ["item_id", "title", "score"]
+    assert list(top.columns) == ["item_id", "title", "score", "rank_score"]
     assert len(top) == 7
-    assert top["score"].is_monotonic_decreasing
+    assert top["rank_score"].is_monotonic_decreasing        # ordered by the ranking score (ranking.py)
     assert not set(top["item_id"]) & {"1", "2", "3"}
     lo, hi = rec.rating_range
     assert ((top["score"] >= lo) & (top["score"] <= hi)).all()

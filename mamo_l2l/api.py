@@ -96,6 +96,7 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
         raise MamoError(f"checkpoint does not fit the model built from its config: {e}", path=str(checkpoint))
     from .ranking import Ranking
     run.ranking = Ranking.from_payload(ckpt.get("ranking"))
+    run.ranking_notes = ckpt.get("ranking_notes")
     run.best_epoch = int(ckpt.get("best_epoch", 0))
     run.history = list(ckpt.get("history", []))
     return run

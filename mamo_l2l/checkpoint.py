@@ -74,7 +74,8 @@ def save_model(run, path) -> Path:
                                       encoders=run.bundle.encoders.to_dict(), best_epoch=run.best_epoch,
                                       history=run.history, rating_range=list(run.bundle.data.rating_range),
                                       catalog=catalog_payload(run.bundle),
-                                      ranking=None if run.ranking is None else run.ranking.to_payload()))
+                                      ranking=None if run.ranking is None else run.ranking.to_payload(),
+                                      ranking_notes=run.ranking_notes))
 
 
 def save_resume(run, path, optimizer, state: Dict[str, Any]) -> Path:

@@ -81,7 +81,12 @@ def results_table(metrics: Dict) -> str:
     """The results table of a run's metrics (metrics.json content), titled."""
     title = (f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}, backend {metrics['backend']}, "
              f"warm test: {metrics['warm_eval']})")
-    return format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
+    table = format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
+    ranking = metrics.get("ranking")
+    if ranking and any("catalogue" in m for m in metrics["scenarios"].values()):
+        table += (f"\n{metrics['model']} ranks the catalogue by predicted rating + {ranking['weight']:g} x item choice "
+                  "prior (the weight chosen on the validation users' Recall@10; docs/algorithm.md, Ranking score)")
+    return table
 
 
 def format_table(model_name: str, scenarios: Dict[str, Dict[str, float]],

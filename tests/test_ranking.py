@@ -76,6 +76,7 @@ def test_the_weight_is_the_best_on_validation_and_evaluation_ranks_by_it():
         assert m["scenarios"][s]["catalogue"]["recall@10"] == pytest.approx(want["recall@10"])
         assert m["scenarios"][s]["catalogue"]["ndcg@10"] == pytest.approx(want["ndcg@10"])
     assert m["ranking"]["weight"] == notes["weight"]
+    assert f"by predicted rating + {notes['weight']:g} x item choice prior" in api.results_table(m)
 
 
 def test_without_the_prior_nothing_is_chosen():
@@ -91,6 +92,7 @@ def test_recommend_orders_by_the_same_ranking_score_as_catalogue_ranking(recomme
     bundle = ml.load_data(cfg, cache_dir=cache, progress=False)
     ml.fit(bundle, cfg, model_name="mamo", out_dir=tmp_path, progress=False)
     run = ml.load_run(tmp_path / "best.pt", cache_dir=cache)
+    assert run.ranking_notes["weight"] == run.ranking.weight and set(run.ranking_notes["valid"]) == {f"{w:g}" for w in WEIGHTS}
     rec = ml.load_recommender(tmp_path / "best.pt")
     assert run.ranking is not None and rec.ranking.weight == run.ranking.weight
     np.testing.assert_array_equal(rec.ranking.prior, run.ranking.prior)

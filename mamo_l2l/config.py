@@ -83,6 +83,7 @@ class ModelConfig:
     preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)
     item_bias: bool = False      # a learned per-item bias b_i added to the rating (needs data.item_id_feature)
     item_bias_shrinkage: float = 10.0  # b_i starts at the training item mean shrunk by this many pseudo-ratings
+    identity_dropout: float = 0.0  # share of item identities read as UNKNOWN in each training epoch
     choice_prior: bool = False   # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
 
     def validate(self) -> None:
@@ -94,6 +95,8 @@ class ModelConfig:
                 raise MamoError(f"config key model.{key} must be in [0, 1]")
         if self.temperature <= 0:
             raise MamoError("config key model.temperature must be > 0")
+        if not 0.0 <= self.identity_dropout < 1.0:
+            raise MamoError("config key model.identity_dropout must be in [0, 1)")
         if self.item_bias_shrinkage < 0:
             raise MamoError("config key model.item_bias_shrinkage must be >= 0")
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))

@@ -148,6 +148,9 @@ def _train_epoch(run: Run, epochs, epoch: int, train_users, state: Dict[str, Any
     n_tasks = len(run.bundle.splits.train)
     started = time.perf_counter()
     run.model.train()
+    begin_epoch = getattr(run.model, "begin_epoch", None)
+    if begin_epoch is not None:   # e.g. the epoch's identity dropout (models/recommender.py)
+        begin_epoch(run.config.model.identity_dropout, run.config.train.seed, epoch)
     bar = progress_bar(epochs.total, f"epoch {epoch}/{run.config.train.epochs}", progress, epochs.unit)
     losses = epochs.run_epoch(epoch, bar)
     if bar is not None:

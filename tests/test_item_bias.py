@@ -102,3 +102,54 @@ def test_without_an_identity_field_there_is_no_bias():
     model, _ = _build(data=synthetic.encoded())
     assert model.item_embedder.bias is None
     model.init_item_bias(np.array([0]), np.array([5.0]), synthetic.encoded().item_x, 1.0)   # no-op, no error
+
+
+def test_identity_dropout_is_seeded_per_epoch_and_only_in_training_mode():
+    data, _ = _data_and_tasks()
+    model, _ = _build(data=data)
+    emb = model.item_embedder
+    model.init_item_bias(np.arange(40), np.linspace(1, 5, 40), data.item_x, 0.0)
+    x = torch.from_numpy(np.asarray(data.item_x, dtype=np.int64))
+    full = emb(x).detach()
+    model.begin_epoch(0.5, seed=3, epoch=2)
+    first = emb.dropped.clone()
+    model.begin_epoch(0.5, seed=3, epoch=2)
+    assert torch.equal(emb.dropped, first)                       # a function of (seed, epoch)
+    model.begin_epoch(0.5, seed=3, epoch=3)
+    assert not torch.equal(emb.dropped, first)
+    assert not emb.dropped[:3].any()                             # PAD, UNKNOWN, OTHER never dropped
+    assert "dropped" not in model.state_dict().keys() and "item_embedder.dropped" not in model.state_dict()
+    col = [f for f in data.item_layout if f.identity][0].start
+    gone = emb.dropped[x[:, col]]
+    assert 0 < int(gone.sum()) < len(gone)
+    model.train()
+    dropped_out = emb(x).detach()
+    unknown = x.clone()
+    unknown[:, col] = 1                                          # UNKNOWN
+    as_new = emb(unknown).detach()
+    np.testing.assert_allclose(dropped_out[gone], as_new[gone])              # read as a new item: no bias
+    assert torch.all(dropped_out[gone][:, -1] == 0)
+    np.testing.assert_allclose(dropped_out[~gone], full[~gone])
+    model.eval()
+    np.testing.assert_allclose(emb(x).detach(), full)                         # evaluation: never dropped
+    model.begin_epoch(0.0, seed=3, epoch=4)
+    model.train()
+    np.testing.assert_allclose(emb(x).detach(), full)                         # share 0: nothing dropped
+
+
+def test_backends_agree_under_identity_dropout():
+    data, tasks = _data_and_tasks()
+    preds = {}
+    for backend in ("func", "l2l"):
+        model, algo = _build("mamo", data=data)
+        model.begin_epoch(0.5, seed=0, epoch=1)
+        model.train()
+        out = get_backend(backend).run_batch(model, algo, pad_tasks(tasks, data), InnerLoop(1, 0.05, False),
+                                             training=True)
+        params = list(model.parameters())
+        grads = [torch.zeros_like(p) if g is None else g
+                 for p, g in zip(params, torch.autograd.grad(out.query_loss.mean(), params, allow_unused=True))]
+        preds[backend] = (out.query_pred, grads)
+    assert torch.allclose(preds["func"][0], preds["l2l"][0], atol=1e-5)
+    for a, b in zip(preds["func"][1], preds["l2l"][1]):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..data.types import PAD, UNKNOWN, FieldLayout
+from ..data.types import FIRST_VALUE, PAD, UNKNOWN, FieldLayout
 
 
 def profile_dim(layout: Sequence[FieldLayout], dim: int) -> int:
@@ -30,6 +30,9 @@ class FieldEmbedder(nn.Module):
         super().__init__()
         self.layout = tuple(layout)
         self.dim = dim
+        # identity dropout (``drop_identities``): identity values read as UNKNOWN in training mode;
+        # not saved (a function of the seed and the epoch), never used in eval mode
+        self.register_buffer("dropped", None, persistent=False)
         self.bias_column: Optional[int] = None
         self.bias: Optional[nn.Embedding] = None
         if bias_field is not None:
@@ -54,6 +57,30 @@ class FieldEmbedder(nn.Module):
         return profile_dim(self.layout, self.dim) + (1 if self.bias is not None else 0)
 
     @torch.no_grad()
+    def drop_identities(self, share: float, seed: int, epoch: int) -> None:
+        """Identity dropout (docs/algorithm.md, "The recommender"): for this training epoch a seeded
+        ``share`` of the values of every identity field read as UNKNOWN (in training mode only),
+        so the item network and the other fields learn to predict without the identity, as they
+        must for new items. Depends only on (seed, epoch), so a resumed run draws the same."""
+        identity = [f for f in self.layout if f.identity]
+        if share <= 0 or not identity:
+            self.dropped = None
+            return
+        gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
+        size = max(f.vocab_size for f in identity)
+        dropped = torch.rand(size, generator=gen) < share
+        dropped[:FIRST_VALUE] = False
+        self.dropped = dropped.to(self.tables[0].weight.device)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        for f in self.layout:
+            if f.identity:
+                col = out[..., f.start]
+                out[..., f.start] = torch.where(self.dropped[col], torch.full_like(col, UNKNOWN), col)
+        return out
+
+    @torch.no_grad()
     def set_bias(self, rows: torch.Tensor, values: torch.Tensor) -> None:
         """Bias rows ``rows`` (indices into the bias field's vocabulary) := ``values``."""
         self.bias.weight[rows.long(), 0] = values.to(self.bias.weight.dtype)
@@ -61,6 +88,8 @@ class FieldEmbedder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.constant is not None:
             return self.constant.expand(*x.shape[:-1], self.dim)
+        if self.training and self.dropped is not None:
+            x = self._drop(x)
         parts = []
         for f, table in zip(self.layout, self.tables):
             idx = x[..., f.start:f.stop]

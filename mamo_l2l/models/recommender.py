@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.types import FieldLayout
+from ..data.types import FIRST_VALUE, FieldLayout
 from .embedding import FieldEmbedder, profile_dim
 
 
@@ -72,6 +72,11 @@ class Recommender(nn.Module):
         self.item_embedder = FieldEmbedder(item_layout, field_dim, bias_field=item_bias_field)
         self.head = head
 
+    def begin_epoch(self, identity_dropout: float, seed: int, epoch: int) -> None:
+        """Called by ``train.fit`` before each training epoch: draws the epoch's identity dropout
+        (``model.identity_dropout``; FieldEmbedder.drop_identities)."""
+        self.item_embedder.drop_identities(identity_dropout, seed, epoch)
+
     def init_item_bias(self, items: np.ndarray, ratings: np.ndarray, item_x: np.ndarray, shrinkage: float) -> None:
         """Start the item bias at each training item's mean rating shrunk toward the global mean,
         as a deviation from it (docs/algorithm.md, "The recommender"):
@@ -85,10 +90,10 @@ class Recommender(nn.Module):
         n_items = item_x.shape[0]
         counts = np.bincount(items, minlength=n_items).astype(np.float64)
         sums = np.bincount(items, weights=ratings, minlength=n_items)
-        seen = np.flatnonzero(counts > 0)
+        rows = np.asarray(item_x)[:, emb.bias_column].astype(np.int64)
+        seen = np.flatnonzero((counts > 0) & (rows >= FIRST_VALUE))   # UNKNOWN (no identity) stays 0
         dev = (sums[seen] - counts[seen] * float(np.mean(ratings))) / (counts[seen] + shrinkage)
-        emb.set_bias(torch.from_numpy(np.asarray(item_x)[seen, emb.bias_column].astype(np.int64)),
-                     torch.from_numpy(dev))
+        emb.set_bias(torch.from_numpy(rows[seen]), torch.from_numpy(dev))
 
     def profiles(self, user_x: torch.Tensor, item_x: torch.Tensor):
         return self.user_embedder(user_x), self.item_embedder(item_x)

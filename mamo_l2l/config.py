@@ -121,6 +121,7 @@ class TrainConfig:
     batch_size: int = 256         # ratings per step of the supervised trainer (supervised models)
     epochs: int = 30
     patience: int = 5             # epochs without validation improvement before stopping
+    pair_loss: float = 0.0        # weight of a pairwise ranking term on the query set in the outer loss
     select_metric: str = "mae"    # validation metric for early stopping: mae, rmse (lower is better), ndcg@3 (higher)
     seed: int = 0
     device: str = "cpu"
@@ -139,6 +140,8 @@ class TrainConfig:
         if self.meta_batch_size < 1 or self.batch_size < 1 or self.epochs < 0:
             raise MamoError("config keys train.meta_batch_size >= 1, train.batch_size >= 1 and "
                             "train.epochs >= 0 are required")
+        if self.pair_loss < 0:
+            raise MamoError("config key train.pair_loss must be >= 0")
         if self.local_lr < 0 or self.outer_lr <= 0:
             raise MamoError("config keys train.local_lr >= 0 and train.outer_lr > 0 are required")
 

@@ -68,7 +68,7 @@ class Run:
         (it then predicts from its global parameters)."""
         t = self.config.train
         steps = t.local_steps if getattr(self.algorithm, "adapts", True) else 0
-        return InnerLoop(steps, t.local_lr, t.first_order)
+        return InnerLoop(steps, t.local_lr, t.first_order, t.pair_loss)
 
 
 def load_data(config: Config, cache_dir=None, progress: bool = False) -> DataBundle:

@@ -81,10 +81,10 @@ class ModelConfig:
     memory_update: str = "competitive"  # competitive | interpolate | paper (docs/algorithm.md)
     memory_init: str = "kmeans"   # kmeans | random: how the memory keys M_P start (docs/algorithm.md)
     preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)
-    item_bias: bool = False      # a learned per-item bias b_i added to the rating (needs data.item_id_feature)
+    item_bias: bool = True       # a learned per-item bias b_i added to the rating (needs data.item_id_feature)
     item_bias_shrinkage: float = 10.0  # b_i starts at the training item mean shrunk by this many pseudo-ratings
-    identity_dropout: float = 0.0  # share of item identities read as UNKNOWN in each training epoch
-    choice_prior: bool = False   # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
+    identity_dropout: float = 0.2  # share of item identities read as UNKNOWN in each training epoch
+    choice_prior: bool = True    # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):
@@ -122,7 +122,7 @@ class TrainConfig:
     epochs: int = 30
     patience: int = 5             # epochs without validation improvement before stopping
     pair_loss: float = 0.0        # weight of a pairwise ranking term on the query set in the outer loss
-    select_metric: str = "mae"    # validation metric for early stopping: mae, rmse (lower is better), ndcg@3 (higher)
+    select_metric: str = "ndcg@3"  # validation metric for early stopping: mae, rmse (lower is better), ndcg@3 (higher)
     seed: int = 0
     device: str = "cpu"
     threads: int = 0              # CPU intra-op threads; 0 = auto (1 for l2l/higher, all for func)

@@ -105,7 +105,7 @@ class ModelConfig:
 
 
 #: train.select_metric values and whether lower is better
-SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False}
+SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False, "ndcg@3+masked": False}
 
 
 @dataclass
@@ -122,7 +122,7 @@ class TrainConfig:
     epochs: int = 30
     patience: int = 5             # epochs without validation improvement before stopping
     pair_loss: float = 0.0        # weight of a pairwise ranking term on the query set in the outer loss
-    select_metric: str = "ndcg@3"  # validation metric for early stopping: mae, rmse (lower is better), ndcg@3 (higher)
+    select_metric: str = "ndcg@3+masked"  # validation metric for early stopping: mae, rmse (lower is better), ndcg@3, ndcg@3+masked (higher)
     seed: int = 0
     device: str = "cpu"
     threads: int = 0              # CPU intra-op threads; 0 = auto (1 for l2l/higher, all for func)

@@ -49,6 +49,22 @@ def score_tasks(model, algorithm, backend, tasks, data, inner, device="cpu") -> 
     return scenario_metrics(preds, [t.query_ratings for t in tasks])
 
 
+def validation_metrics(model, algorithm, backend, tasks, data, inner, device="cpu") -> Dict[str, float]:
+    """The validation users' metrics for model selection (train.fit): ``score_tasks``, plus, when
+    the items have an identity field, ``masked_mae`` and ``masked_ndcg@3`` with every identity read
+    as UNKNOWN (data.identity.mask_identity: the validation stand-in for new items, whose identity
+    and item bias are unknown), and ``ndcg@3+masked``, the mean of the two nDCG@3 (without an
+    identity field: nDCG@3 itself)."""
+    from .data.identity import mask_identity
+    v = dict(score_tasks(model, algorithm, backend, tasks, data, inner, device))
+    masked = mask_identity(data)
+    if masked is not data:
+        m = score_tasks(model, algorithm, backend, tasks, masked, inner, device)
+        v.update({"masked_mae": m["mae"], "masked_ndcg@3": m["ndcg@3"]})
+    v["ndcg@3+masked"] = (v["ndcg@3"] + v.get("masked_ndcg@3", v["ndcg@3"])) / 2
+    return v
+
+
 def evaluate_scenarios(model, algorithm: Algorithm, backend: Backend, splits: Splits, data: EncodedDataset,
                        inner: InnerLoop, scenarios: Sequence[str] = SCENARIOS, device: str = "cpu",
                        progress: bool = False) -> Dict[str, Dict[str, float]]:

@@ -21,7 +21,7 @@ from .progress import bar as progress_bar, ensure_visible, log, run_log
 from .ranking import choose_ranking
 from .runfiles import BEST, LAST, RunLock
 from .runtime import DataBundle, Run, build_run, check_device, training_user_rows
-from .scoring import score_tasks
+from .scoring import validation_metrics
 
 
 def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -168,8 +168,8 @@ def _select(run: Run, epoch: int, record: Dict[str, Any], state: Dict[str, Any])
     the best state by ``select_metric``, stop after ``patience`` epochs without improvement."""
     t, valid_tasks = run.config.train, run.bundle.splits.valid
     if valid_tasks and epoch % t.eval_every == 0:
-        v = score_tasks(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data, run.inner, t.device)
-        record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
+        v = validation_metrics(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data, run.inner, t.device)
+        record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3", "masked_mae", "masked_ndcg@3") if k in v})
         # the selection score is always "lower is better": higher-is-better metrics are negated
         score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]
         if score < state["best_score"]:

@@ -68,6 +68,32 @@ def bench_in_process(checkpoint: Path, calls: int, n_ratings: int, k: int):
     return rec, percentiles(times)
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live child processes (Linux
+    /proc; NaN elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    stats = {}
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    text = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                fields = text[text.rindex(")") + 2:].split()
+                stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    except OSError:
+        return float("nan")
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, _) in stats.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(stats[p][1] for p in tree if p in stats)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -114,15 +140,21 @@ def bench_http(checkpoint: Path, rec, seconds: float, clients: int, n_ratings: i
                         (lat if r.status_code == 200 else errors).append(dt)
                     j += clients
         started = time.monotonic()
+        server_cpu0, client_cpu0 = process_tree_cpu(server.pid), sum(os.times()[:2])
         threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.monotonic() - started
+        server_cpu = process_tree_cpu(server.pid) - server_cpu0
+        client_cpu = sum(os.times()[:2]) - client_cpu0
         p50, p95 = percentiles(lat)
+        n = max(len(lat), 1)
         return {"requests": len(lat), "errors": len(errors), "seconds": elapsed, "rps": len(lat) / elapsed,
-                "p50_ms": p50, "p95_ms": p95}
+                "p50_ms": p50, "p95_ms": p95, "p99_ms": float(np.percentile(np.asarray(lat) * 1000.0, 99)),
+                "server_cpu_ms_per_request": 1000.0 * server_cpu / n,
+                "client_cpu_ms_per_request": 1000.0 * client_cpu / n}
     finally:
         server.terminate()
         try:
@@ -151,6 +183,7 @@ def main() -> None:
     checkpoint = Path(args.checkpoint) if args.checkpoint else train_small_run(
         args.dataset, args.data_dir, args.epochs, Path(args.out or f"runs/bench-recommend-{args.dataset}"))
     import torch
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     rec, (p50, p95) = bench_in_process(checkpoint, args.calls, args.n_ratings, args.k)
     print(f"catalogue {len(rec.catalog)} items, model {rec.model_name}, backend {rec.backend.name}, "
           f"local steps {rec.inner.steps}, torch threads {torch.get_num_threads()}, {args.n_ratings} ratings/user, k={args.k}")
@@ -158,7 +191,10 @@ def main() -> None:
     http = bench_http(checkpoint, rec, args.seconds, args.clients, args.n_ratings, args.k, args.workers)
     print(f"HTTP POST /recommend: {args.clients} clients x {http['seconds']:.0f} s, {http['requests']} requests "
           f"({http['errors']} errors), {http['rps']:.0f} requests/s, p50 {http['p50_ms']:.1f} ms, "
-          f"p95 {http['p95_ms']:.1f} ms")
+          f"p95 {http['p95_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms")
+    print(f"CPU per request: server (all its processes) {http['server_cpu_ms_per_request']:.1f} ms, "
+          f"clients (this process) {http['client_cpu_ms_per_request']:.1f} ms; load average before: "
+          f"{load_before}")
     if args.json:
         Path(args.json).write_text(json.dumps({"items": len(rec.catalog), "in_process": {"p50_ms": p50, "p95_ms": p95},
                                                "http": http, "args": vars(args)}, indent=2) + "\n")

@@ -14,6 +14,7 @@ the data set's files. ``Run.recommend`` builds the same catalogue from the run's
 """
 from __future__ import annotations
 
+import collections
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -29,6 +30,44 @@ CATALOG_VERSION = 1
 #: candidate (user, item) pairs per backend call in ``recommend_batch`` (bounds memory: the
 #: query side of a call holds this many item embeddings and head activations)
 PAIRS_PER_CALL = 200_000
+#: catalogue items embedded per call when the item profiles are cached
+PROFILE_CHUNK = 65_536
+#: user profiles whose encoded rows are remembered (cleared when full)
+USER_ROW_CACHE = 1024
+
+
+class FifoLock:
+    """A lock granted in the order it was asked for. A release hands the lock to the longest
+    waiter and wakes only that thread (a plain Lock lets a late caller overtake waiting ones; a
+    Condition's notify_all would wake every waiter on each release)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiters: "collections.deque[threading.Lock]" = collections.deque()
+
+    def __enter__(self) -> "FifoLock":
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return self
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiters.append(baton)
+        baton.acquire()                  # released by the holder's __exit__: the lock is ours
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()      # handed over; stays held
+            else:
+                self._held = False
+
+    def waiting(self) -> int:
+        """Threads queued for the lock."""
+        with self._guard:
+            return len(self._waiters)
 
 
 # ------------------------------------------------------------------------------ catalogue
@@ -182,7 +221,15 @@ class ItemRecommender:
         self.ranking = ranking   # ranking.Ranking: the order is catalogue ranking's (docs/algorithm.md)
         # One model call at a time: torch.func transforms (the func backend's vmap/grad) are not
         # safe across threads (tried: concurrent calls hit an internal functorch assertion).
-        self._lock = threading.Lock()
+        # First come, first served (a plain Lock lets a late caller overtake waiting ones, which
+        # gave the HTTP service a long latency tail under concurrent requests).
+        self._lock = FifoLock()
+        # Item profiles p_i of the whole catalogue (the global item embedder's output: the local
+        # steps never change it), computed once and reused by every single-user call; rebuilt if
+        # the embedder's parameters change (their in-place version counters are the cache key).
+        self._profiles: Optional[torch.Tensor] = None
+        self._profiles_key: Optional[tuple] = None
+        self._user_rows: Dict[tuple, np.ndarray] = {}
 
     @classmethod
     def from_run(cls, run) -> "ItemRecommender":
@@ -257,6 +304,82 @@ class ItemRecommender:
             start = stop
         return out
 
+    def _item_profiles(self) -> torch.Tensor:
+        """p_i of every catalogue item [n, P_i] (call with the lock held)."""
+        params = list(self.model.item_embedder.parameters()) + list(self.model.item_embedder.buffers())
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        if self._profiles is None or key != self._profiles_key:
+            x = torch.as_tensor(self.catalog.item_x, device=self.device)
+            with torch.no_grad():
+                self._profiles = torch.cat([self.model.item_embedder(x[c:c + PROFILE_CHUNK])
+                                            for c in range(0, max(len(x), 1), PROFILE_CHUNK)])
+            self._profiles_key = key
+        return self._profiles
+
+    def warm_up(self) -> None:
+        """Do once what the first call would otherwise do: build the item profiles and the empty
+        user row, and run one recommendation (torch imports parts of itself on first use, ~2 s)."""
+        with self._lock:
+            self._item_profiles()
+        self.recommend_records([], k=1)
+
+    def _predict_one(self, row: np.ndarray, items: np.ndarray, values: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """One user's unclipped predicted ratings of ``cand``: the same adaptation as evaluation
+        (``adapt_task``: the algorithm's start, ``inner.steps`` first-order local steps on the
+        support MSE, nothing written) without padding, scoring the cached item profiles."""
+        if getattr(self.algorithm, "predict_direct", None) is not None or not len(cand):
+            return self._predict([(row, items, values, cand)])[0]
+        from .backends.base import adapt_task
+        model, dev = self.model, self.device
+        with self._lock:
+            was_training = model.training
+            if was_training:        # (a loaded recommender's model is always in eval mode)
+                model.eval()
+            try:
+                profiles = self._item_profiles()
+                with torch.no_grad():
+                    p_u = model.user_embedder(torch.as_tensor(row, device=dev))
+                    if len(items):
+                        p_s = profiles[torch.as_tensor(items, device=dev)]
+                        sy = torch.as_tensor(values, dtype=torch.float32, device=dev)
+                        sm = torch.ones(len(items), device=dev)
+                    else:   # no ratings: one masked-out row, as padding gives evaluation
+                        p_s = torch.zeros(1, profiles.shape[1], device=dev)
+                        sy = torch.zeros(1, device=dev)
+                        sm = torch.zeros(1, device=dev)
+                adapted, _ = adapt_task(self.backend.adapt, model.head, self.algorithm, p_u, p_s, sy, sm,
+                                        self.inner, second_order=False)
+                # Most of the catalogue: score every item and pick (no copy of the profiles);
+                # a few candidates: score only those.
+                whole = 2 * len(cand) >= len(profiles)
+                rows = None if whole else torch.as_tensor(cand, device=dev)
+                n = len(profiles) if whole else len(cand)
+                with torch.no_grad():
+                    scores = torch.cat([adapted.forward(p_u, profiles[c:c + PAIRS_PER_CALL] if whole
+                                                        else profiles[rows[c:c + PAIRS_PER_CALL]]).detach()
+                                        for c in range(0, n, PAIRS_PER_CALL)])
+                if whole:
+                    scores = scores[torch.as_tensor(cand, device=dev)]
+            finally:
+                if was_training:
+                    model.train(True)
+        return scores.cpu().numpy().astype(np.float64)
+
+    def _user_row(self, user: Optional[Mapping[str, Any]]) -> np.ndarray:
+        """``catalog.user_row`` remembered per profile (a bounded cache: encoding costs ~1 ms)."""
+        try:
+            key = tuple(sorted((str(k), v if not isinstance(v, list) else tuple(v)) for k, v in (user or {}).items()))
+            hash(key)
+        except TypeError:
+            return self.catalog.user_row(user)
+        row = self._user_rows.get(key)
+        if row is None:
+            row = self.catalog.user_row(user)
+            if len(self._user_rows) >= USER_ROW_CACHE:
+                self._user_rows.clear()
+            self._user_rows[key] = row
+        return row
+
     def _candidates(self, candidates: Optional[Iterable[Any]], exclude: np.ndarray) -> np.ndarray:
         if candidates is None:
             cand = np.arange(len(self.catalog), dtype=np.int64)
@@ -273,7 +396,7 @@ class ItemRecommender:
         is the predicted rating clipped to the rating range, ``rank_score`` what was ordered by."""
         from .ranking import rank_scores
         ranked = rank_scores(self.ranking, predicted, cand)
-        order = np.argsort(-ranked, kind="stable")[:k]
+        order = _top_k(ranked, k)
         idx = cand[order]
         lo, hi = self.rating_range
         return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
@@ -293,12 +416,35 @@ class ItemRecommender:
         fields are UNKNOWN. candidates: item ids to rank (default: the whole catalogue).
         exclude_rated: leave the rated items out.
         """
+        cand, scores, ranked, order = self._top(ratings, user, k, exclude_rated, candidates)
+        idx = cand[order]
+        return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
+                             "title": self.catalog.titles[idx].astype(object),
+                             "score": scores[order].astype(np.float64),
+                             "rank_score": ranked[order].astype(np.float64)})
+
+    def recommend_records(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
+                          exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None
+                          ) -> List[Dict[str, Any]]:
+        """``recommend`` as a list of {"item_id", "title", "score"} dicts, in ``recommend``'s order
+        (what the HTTP service answers; no DataFrame is built)."""
+        cand, scores, _, order = self._top(ratings, user, k, exclude_rated, candidates)
+        ids, titles = self.catalog.item_ids, self.catalog.titles
+        return [{"item_id": str(ids[c]), "title": str(titles[c]), "score": float(s)}
+                for c, s in zip(cand[order].tolist(), scores[order].tolist())]
+
+    def _top(self, ratings, user, k, exclude_rated, candidates):
+        """(candidates, their clipped predicted ratings, their ranking scores, the positions of the
+        top k by ranking score, best first; ties: catalogue order). The ranking score is
+        ranking.rank_scores on the unclipped predictions, what catalogue ranking orders by."""
+        from .ranking import rank_scores
         k = self._check_k(k)
         items, values = self._support(ratings)
-        row = self.catalog.user_row(user)
+        row = self._user_row(user)
         cand = self._candidates(candidates, items if exclude_rated else np.zeros(0, np.int64))
-        (scores,) = self._predict([(row, items, values, cand)])
-        return self._frame(cand, scores, k)
+        predicted = self._predict_one(row, items, values, cand)
+        ranked = rank_scores(self.ranking, predicted, cand)
+        return cand, np.clip(predicted, *self.rating_range), ranked, _top_k(ranked, k)
 
     def recommend_batch(self, frame: pd.DataFrame, k: int = 10, exclude_rated: bool = True,
                         users: Optional[Mapping[Any, Mapping[str, Any]]] = None) -> pd.DataFrame:
@@ -313,7 +459,7 @@ class ItemRecommender:
         for uid, part in frame.groupby("user_id", sort=False):
             try:
                 items, values = self._support(part[["item_id", "rating"]])
-                row = self.catalog.user_row((users or {}).get(uid))
+                row = self._user_row((users or {}).get(uid))
             except MamoError as e:
                 raise MamoError(f"user {uid}: {e}") from None
             cand = self._candidates(None, items if exclude_rated else np.zeros(0, np.int64))
@@ -334,7 +480,17 @@ class ItemRecommender:
         """Predicted (clipped) ratings of ``items``, in that order, for a user who gave ``ratings``."""
         support, values = self._support(ratings)
         cand = self._indices([str(i) for i in items], "items")
-        return np.clip(self._predict([(self.catalog.user_row(user), support, values, cand)])[0], *self.rating_range)
+        return np.clip(self._predict_one(self._user_row(user), support, values, cand), *self.rating_range)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, best first, ties in position order (as a stable
+    sort of -scores would give), without sorting every score."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(-scores, k - 1)[k - 1]          # the k-th best score (negated)
+    pos = np.flatnonzero(-scores <= kth)               # everything at least as good (ties included)
+    return pos[np.argsort(-scores[pos], kind="stable")][:k]
 
 
 @dataclass

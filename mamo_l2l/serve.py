@@ -5,11 +5,14 @@ Endpoints (docs/serving.md): ``GET /`` the web page (mamo_l2l/web/index.html), `
 ``create_app`` arguments); invalid ones get a 4xx answer ``{"error": "..."}`` saying what is wrong.
 
 Read-only: the app holds one ``ItemRecommender``; a request only reads the model (evaluation
-path, ``training=False``, no memory writes) and model calls are serialised by its lock, so
-concurrent requests answer exactly as sequential ones would (tests/test_serve.py).
+path, no memory writes) and model calls run one at a time, in arrival order, on the process's one
+model thread, so concurrent requests answer exactly as sequential ones would (tests/test_serve.py).
 """
 # No ``from __future__ import annotations`` here: FastAPI reads the request models defined inside
 # create_app from the endpoint annotations, which must be real classes, not strings.
+import asyncio
+import concurrent.futures
+import functools
 from typing import Any, Dict, List, Optional, Union
 
 from .errors import MamoError
@@ -56,6 +59,7 @@ def create_app(recommender, max_ratings: int = MAX_RATINGS, max_k: int = MAX_K, 
     catalog = recommender.catalog
     catalog.index                      # built now, not lazily by concurrent requests
     catalog.search("warm-up", 1)
+    recommender.warm_up()              # the cached item profiles, before the first request
     lo, hi = recommender.rating_range
 
     class RatingIn(BaseModel):
@@ -114,16 +118,20 @@ def create_app(recommender, max_ratings: int = MAX_RATINGS, max_k: int = MAX_K, 
             raise MamoError(f"limit must be between 1 and {max_search}, got {limit}")
         return {"items": [{"item_id": i, "title": t} for i, t in catalog.search(q, limit)]}
 
+    # One model thread per process: requests queue for it in arrival order (the event loop keeps
+    # reading and answering HTTP meanwhile), so no two threads ever contend for the model.
+    model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mamo-model")
+
     @app.post("/recommend")
-    def recommend(body: RecommendIn) -> Dict[str, Any]:
+    async def recommend(body: RecommendIn) -> JSONResponse:
         if len(body.ratings) > max_ratings:
             raise MamoError(f"too many ratings ({len(body.ratings)}; at most {max_ratings} per request)")
         if not 1 <= body.k <= max_k:
             raise MamoError(f"k must be between 1 and {max_k}, got {body.k}")
-        top = recommender.recommend([(str(r.item_id), r.rating) for r in body.ratings], user=body.user,
-                                    k=body.k, exclude_rated=body.exclude_rated)
-        return {"k": body.k, "items": [{"item_id": str(i), "title": str(t), "score": float(s)}
-                                       for i, t, s in zip(top["item_id"], top["title"], top["score"])]}
+        call = functools.partial(recommender.recommend_records, [(str(r.item_id), r.rating) for r in body.ratings],
+                                 user=body.user, k=body.k, exclude_rated=body.exclude_rated)
+        top = await asyncio.get_running_loop().run_in_executor(model_thread, call)
+        return JSONResponse({"k": body.k, "items": top})
 
     return app
 

@@ -152,3 +152,68 @@ def test_non_adapting_item_mean_model_recommends_by_item_mean(recommend_run, tmp
     best = np.argsort(-means, kind="stable")
     best = [r.catalog.item_ids[i] for i in best if r.catalog.item_ids[i] != "1"][:5]
     assert list(top["item_id"]) == best
+
+
+@pytest.mark.parametrize("backend", ["func", "l2l", "higher"])
+def test_single_user_path_equals_the_batched_evaluation_path(recommend_run, backend):
+    """recommend (one user, cached item profiles, no padding) scores what predict_tasks -- the
+    evaluation path, padded and batched -- predicts, with every backend."""
+    r = ml.load_recommender(recommend_run[0] / "best.pt", backend=backend)
+    ratings = [("1", 5.0), ("2", 4.0), ("7", 1.0), ("11", 3.0)]
+    single = r.recommend(ratings, user={"gender": "F"}, k=10_000)
+    items, values = r._support(ratings)
+    cand = r._candidates(None, items)
+    (batched,) = r._predict([(r.catalog.user_row({"gender": "F"}), items, values, cand)])
+    want = dict(zip(r.catalog.item_ids[cand], np.clip(batched, *r.rating_range)))   # _predict: unclipped
+    np.testing.assert_allclose(single["score"], [want[i] for i in single["item_id"]], rtol=0, atol=1e-5)
+    ranked = dict(zip(r.catalog.item_ids[cand], batched + (0 if r.ranking is None else r.ranking.weight * r.ranking.prior[cand])))
+    np.testing.assert_allclose(single["rank_score"], [ranked[i] for i in single["item_id"]], rtol=0, atol=1e-5)
+    assert r.recommend_records(ratings, user={"gender": "F"}, k=5) == [
+        {"item_id": i, "title": t, "score": s} for i, t, s in
+        zip(single["item_id"][:5], single["title"][:5], single["score"][:5])]
+
+
+def test_item_profile_cache_follows_the_embedder(recommend_run):
+    r = ml.load_recommender(recommend_run[0] / "best.pt")
+    before = r.recommend([("1", 5.0)], k=5)
+    with torch.no_grad():       # changing the item embedder must change the cached profiles
+        for p in r.model.item_embedder.parameters():
+            p.mul_(0.5)
+    fresh = ml.load_recommender(recommend_run[0] / "best.pt")
+    fresh.model.load_state_dict(r.model.state_dict())
+    after = r.recommend([("1", 5.0)], k=10_000)
+    want = fresh.recommend([("1", 5.0)], k=10_000)
+    pd.testing.assert_frame_equal(after, want)
+    assert not before["score"].equals(after["score"][:5])
+
+
+def test_top_k_is_a_stable_sort_with_ties():
+    from mamo_l2l.recommend import _top_k
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        scores = rng.integers(0, 5, size=int(rng.integers(1, 40))).astype(float)
+        k = int(rng.integers(1, 45))
+        assert list(_top_k(scores, k)) == list(np.argsort(-scores, kind="stable")[:k])
+
+
+def test_fifo_lock_grants_in_arrival_order():
+    import threading
+    import time
+    from mamo_l2l.recommend import FifoLock
+    lock, order = FifoLock(), []
+    lock.__enter__()                       # held while the waiters queue up, one by one
+    threads = []
+    for n in range(6):
+        def waiter(n=n):
+            with lock:
+                order.append(n)
+        t = threading.Thread(target=waiter)
+        t.start()
+        threads.append(t)
+        deadline = time.monotonic() + 5
+        while lock.waiting() != n + 1 and time.monotonic() < deadline:   # n is queued
+            time.sleep(0.001)
+    lock.__exit__(None, None, None)
+    for t in threads:
+        t.join(5)
+    assert order == list(range(6))

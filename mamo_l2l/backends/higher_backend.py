@@ -29,7 +29,11 @@ class HigherBackend(Backend):
         higher = self.higher
         names = [n for n, _ in learner.named_parameters()]
         fmodel = higher.monkeypatch(learner, copy_initial_weights=False, track_higher_grads=True)
-        fmodel.update_params([overrides.get(n, p) for n, p in learner.named_parameters()])
+        # higher's optimiser steps only the fast weights that require grad: a start computed from
+        # inputs without a graph (a recommender's cached profiles) would leave it unadapted, so
+        # such a start becomes a leaf that requires grad (no gradient goes anywhere else from it).
+        start = [overrides.get(n, p) for n, p in learner.named_parameters()]
+        fmodel.update_params([s if s.requires_grad else s.detach().requires_grad_(True) for s in start])
         opt = torch.optim.SGD(learner.parameters(), lr=inner.lr)
         diffopt = higher.optim.get_diff_optim(opt, learner.parameters(), fmodel=fmodel, track_higher_grads=True)
         callback = None if second_order else _detach_all

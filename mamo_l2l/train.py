@@ -132,6 +132,8 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     model.load_state_dict(state["best_state"])
+    if hasattr(model, "end_training"):
+        model.end_training()                                 # e.g. no identity dropout from here on
     run.ranking, run.ranking_notes = choose_ranking(run)   # the catalogue's ranking score (docs/algorithm.md)
     run.best_epoch = state["best_epoch"]
     run.history = state["history"]

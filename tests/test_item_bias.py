@@ -153,3 +153,14 @@ def test_backends_agree_under_identity_dropout():
     assert torch.allclose(preds["func"][0], preds["l2l"][0], atol=1e-5)
     for a, b in zip(preds["func"][1], preds["l2l"][1]):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_training_ends_without_identity_dropout():
+    import mamo_l2l as ml
+    cfg = synthetic.small_config(epochs=2)
+    cfg.model.identity_dropout = 0.5
+    bundle = synthetic.bundle(cfg)
+    data = add_item_identity(bundle.data, types.SimpleNamespace(train=bundle.splits.train))
+    from mamo_l2l.runtime import DataBundle
+    run = ml.fit(DataBundle(data, bundle.splits, bundle.encoders, cfg), cfg, model_name="mamo", progress=False)
+    assert run.model.item_embedder.dropped is None

@@ -77,6 +77,12 @@ class Recommender(nn.Module):
         (``model.identity_dropout``; FieldEmbedder.drop_identities)."""
         self.item_embedder.drop_identities(identity_dropout, seed, epoch)
 
+    def end_training(self) -> None:
+        """Called by ``train.fit`` after training: clears the last epoch's identity dropout, so the
+        trained model reads every identity even in training mode (e.g. a recommender's cached item
+        profiles)."""
+        self.item_embedder.drop_identities(0.0, 0, 0)
+
     def init_item_bias(self, items: np.ndarray, ratings: np.ndarray, item_x: np.ndarray, shrinkage: float) -> None:
         """Start the item bias at each training item's mean rating shrunk toward the global mean,
         as a deviation from it (docs/algorithm.md, "The recommender"):

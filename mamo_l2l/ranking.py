@@ -60,7 +60,6 @@ def rank_scores(ranking: Optional[Ranking], predicted: np.ndarray, items: np.nda
 def choice_prior(data, train_tasks, seed: int = 0) -> np.ndarray:
     """c_i for every item (module doc): log(1 + n_i) for training items, the feature model elsewhere."""
     from .data.batching import task_ratings
-    from .models.embedding import FieldEmbedder
     n_items = len(data.item_ids)
     counts = np.bincount(task_ratings(train_tasks)[0], minlength=n_items)
     target = np.log1p(counts.astype(np.float64))
@@ -79,8 +78,7 @@ def _feature_model(item_x, layout, trained, target, seed) -> np.ndarray:
     """Ridge least squares of ``target`` on one scalar per feature value (multi-valued fields: the
     mean over the item's values, as the field embeddings), full-batch Adam from zero."""
     from .models.embedding import FieldEmbedder
-    gen = torch.random.fork_rng()
-    with gen, torch.enable_grad():
+    with torch.random.fork_rng(), torch.enable_grad():   # seeded here, the caller's RNG untouched
         torch.manual_seed(seed)
         emb = FieldEmbedder(layout, 1)
         for table in emb.tables:

@@ -12,7 +12,6 @@ from mamo_l2l.backends.base import InnerLoop
 from mamo_l2l.config import ModelConfig
 from mamo_l2l.data.batching import pad_tasks
 from mamo_l2l.data.identity import add_item_identity
-from mamo_l2l.data.types import Task
 
 import synthetic
 

@@ -28,7 +28,8 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
     candidates = candidate_items(data, splits, run.config.data)
     for s in scenarios:
         results[s]["catalogue"] = catalogue_metrics(run.model, run.algorithm, run.backend, splits.test[s],
-                                                    candidates[s], data, run.inner, threshold, t.device)
+                                                    candidates[s], data, run.inner, threshold, t.device,
+                                                    ranking=run.ranking)
         if progress:
             c = results[s]["catalogue"]
             log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
@@ -65,7 +66,7 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
         "model": run.model_name, "dataset": run.config.data.dataset, "backend": t.backend, "seed": t.seed,
         "data_fingerprint": data.fingerprint, "local_steps_at_evaluation": run.inner.steps,
         "warm_eval": run.config.data.warm_eval, "best_epoch": run.best_epoch,
-        "scenarios": results, "references": references,
+        "scenarios": results, "references": references, "ranking": run.ranking_notes,
         "counts": splits.counts, "history": run.history, "timing": timing,
         "config": run.config.to_dict(), "versions": library_versions(),
         "plugins": loaded_plugins(run.model_name), **code_identity(run.model_name),   # mamo_l2l/runid.py
@@ -93,6 +94,9 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
         run.model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         raise MamoError(f"checkpoint does not fit the model built from its config: {e}", path=str(checkpoint))
+    from .ranking import Ranking
+    run.ranking = Ranking.from_payload(ckpt.get("ranking"))
+    run.ranking_notes = ckpt.get("ranking_notes")
     run.best_epoch = int(ckpt.get("best_epoch", 0))
     run.history = list(ckpt.get("history", []))
     return run

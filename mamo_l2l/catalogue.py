@@ -105,12 +105,15 @@ class _Accumulator:
 
 
 def catalogue_metrics(model, algorithm, backend, tasks, candidates, data, inner, threshold: float,
-                      device: str = "cpu") -> Dict[str, float]:
+                      device: str = "cpu", ranking=None) -> Dict[str, float]:
     """Recall/NDCG/Hit@K of one scenario's users over ``candidates``, plus ``users`` (scored users),
-    ``candidates`` and ``relevant_rating``."""
+    ``candidates`` and ``relevant_rating``. Items are ordered by ``ranking.rank_scores`` (the
+    run's ranking score: predicted rating + w * choice prior, or the predicted rating alone
+    when ``ranking`` is None), as ``recommend`` orders them."""
+    from .ranking import rank_scores
     acc = _Accumulator(candidates, threshold)
     for chunk, scores in iter_scores(model, algorithm, backend, tasks, candidates, data, inner, device):
-        for t, s in zip(chunk, scores):
+        for t, s in zip(chunk, rank_scores(ranking, scores, candidates)):
             acc.add(t, s)
     return acc.result()
 

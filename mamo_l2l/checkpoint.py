@@ -73,7 +73,9 @@ def save_model(run, path) -> Path:
     return save_checkpoint(path, dict(_run_identity(run), kind="model", state_dict=run.model.state_dict(),
                                       encoders=run.bundle.encoders.to_dict(), best_epoch=run.best_epoch,
                                       history=run.history, rating_range=list(run.bundle.data.rating_range),
-                                      catalog=catalog_payload(run.bundle)))
+                                      catalog=catalog_payload(run.bundle),
+                                      ranking=None if run.ranking is None else run.ranking.to_payload(),
+                                      ranking_notes=run.ranking_notes))
 
 
 def save_resume(run, path, optimizer, state: Dict[str, Any]) -> Path:

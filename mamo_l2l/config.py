@@ -81,6 +81,10 @@ class ModelConfig:
     memory_update: str = "competitive"  # competitive | interpolate | paper (docs/algorithm.md)
     memory_init: str = "kmeans"   # kmeans | random: how the memory keys M_P start (docs/algorithm.md)
     preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)
+    item_bias: bool = True       # a learned per-item bias b_i added to the rating (needs data.item_id_feature)
+    item_bias_shrinkage: float = 10.0  # b_i starts at the training item mean shrunk by this many pseudo-ratings
+    identity_dropout: float = 0.2  # share of item identities read as UNKNOWN in each training epoch
+    choice_prior: bool = True    # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):
@@ -91,13 +95,17 @@ class ModelConfig:
                 raise MamoError(f"config key model.{key} must be in [0, 1]")
         if self.temperature <= 0:
             raise MamoError("config key model.temperature must be > 0")
+        if not 0.0 <= self.identity_dropout < 1.0:
+            raise MamoError("config key model.identity_dropout must be in [0, 1)")
+        if self.item_bias_shrinkage < 0:
+            raise MamoError("config key model.item_bias_shrinkage must be >= 0")
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
 
 
 #: train.select_metric values and whether lower is better
-SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False}
+SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False, "ndcg@3+masked": False}
 
 
 @dataclass
@@ -113,7 +121,8 @@ class TrainConfig:
     batch_size: int = 256         # ratings per step of the supervised trainer (supervised models)
     epochs: int = 30
     patience: int = 5             # epochs without validation improvement before stopping
-    select_metric: str = "mae"    # validation metric for early stopping: mae, rmse (lower is better), ndcg@3 (higher)
+    pair_loss: float = 0.0        # weight of a pairwise ranking term on the query set in the outer loss
+    select_metric: str = "ndcg@3+masked"  # validation metric for early stopping: mae, rmse (lower is better), ndcg@3, ndcg@3+masked (higher)
     seed: int = 0
     device: str = "cpu"
     threads: int = 0              # CPU intra-op threads; 0 = auto (1 for l2l/higher, all for func)
@@ -131,6 +140,8 @@ class TrainConfig:
         if self.meta_batch_size < 1 or self.batch_size < 1 or self.epochs < 0:
             raise MamoError("config keys train.meta_batch_size >= 1, train.batch_size >= 1 and "
                             "train.epochs >= 0 are required")
+        if self.pair_loss < 0:
+            raise MamoError("config key train.pair_loss must be >= 0")
         if self.local_lr < 0 or self.outer_lr <= 0:
             raise MamoError("config keys train.local_lr >= 0 and train.outer_lr > 0 are required")
 

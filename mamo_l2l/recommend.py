@@ -215,9 +215,10 @@ class ItemRecommender:
     """
 
     def __init__(self, model, algorithm, backend, inner, catalog: Catalog, model_name: str,
-                 device: str = "cpu"):
+                 device: str = "cpu", ranking=None):
         self.model, self.algorithm, self.backend, self.inner = model, algorithm, backend, inner
         self.catalog, self.model_name, self.device = catalog, model_name, device
+        self.ranking = ranking   # ranking.Ranking: the order is catalogue ranking's (docs/algorithm.md)
         # One model call at a time: torch.func transforms (the func backend's vmap/grad) are not
         # safe across threads (tried: concurrent calls hit an internal functorch assertion).
         # First come, first served (a plain Lock lets a late caller overtake waiting ones, which
@@ -233,7 +234,8 @@ class ItemRecommender:
     @classmethod
     def from_run(cls, run) -> "ItemRecommender":
         return cls(run.model, run.algorithm, run.backend, run.inner,
-                   Catalog.from_data(run.bundle.data, run.bundle.encoders), run.model_name, run.config.train.device)
+                   Catalog.from_data(run.bundle.data, run.bundle.encoders), run.model_name, run.config.train.device,
+                   ranking=run.ranking)
 
     @property
     def rating_range(self) -> Tuple[float, float]:
@@ -277,7 +279,7 @@ class ItemRecommender:
     # ---------------------------------------------------------------- prediction
     def _predict(self, users: List[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> List[np.ndarray]:
         """users: (user row, support items, support ratings, candidate items) each; returns the
-        clipped predicted rating of every candidate, per user (scoring.predict_tasks)."""
+        unclipped predicted rating of every candidate, per user (scoring.predict_tasks)."""
         from .scoring import predict_tasks
         out: List[np.ndarray] = []
         start = 0
@@ -294,7 +296,8 @@ class ItemRecommender:
                 tasks = [Task(j, group[k][1], group[k][2], group[k][3], np.zeros(len(group[k][3]), np.float32))
                          for j, k in enumerate(scored)]
                 with self._lock:
-                    res = predict_tasks(self.model, self.algorithm, self.backend, tasks, data, self.inner, self.device)
+                    res = predict_tasks(self.model, self.algorithm, self.backend, tasks, data, self.inner, self.device,
+                                        clip=False)
                 for k, p in zip(scored, res):
                     preds[k] = p
             out.extend(preds)
@@ -321,13 +324,12 @@ class ItemRecommender:
         self.recommend_records([], k=1)
 
     def _predict_one(self, row: np.ndarray, items: np.ndarray, values: np.ndarray, cand: np.ndarray) -> np.ndarray:
-        """One user's clipped predicted ratings of ``cand``: the same adaptation as evaluation
+        """One user's unclipped predicted ratings of ``cand``: the same adaptation as evaluation
         (``adapt_task``: the algorithm's start, ``inner.steps`` first-order local steps on the
         support MSE, nothing written) without padding, scoring the cached item profiles."""
         if getattr(self.algorithm, "predict_direct", None) is not None or not len(cand):
             return self._predict([(row, items, values, cand)])[0]
         from .backends.base import adapt_task
-        lo, hi = self.rating_range
         model, dev = self.model, self.device
         with self._lock:
             was_training = model.training
@@ -361,7 +363,7 @@ class ItemRecommender:
             finally:
                 if was_training:
                     model.train(True)
-        return scores.cpu().numpy().astype(np.float64).clip(lo, hi)
+        return scores.cpu().numpy().astype(np.float64)
 
     def _user_row(self, user: Optional[Mapping[str, Any]]) -> np.ndarray:
         """``catalog.user_row`` remembered per profile (a bounded cache: encoding costs ~1 ms)."""
@@ -388,52 +390,66 @@ class ItemRecommender:
             cand = cand[~np.isin(cand, exclude)]
         return cand
 
-    def _frame(self, cand: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
-        order = _top_k(scores, k)
+    def _frame(self, cand: np.ndarray, predicted: np.ndarray, k: int) -> pd.DataFrame:
+        """Top k of ``cand`` by the ranking score (ranking.rank_scores on the unclipped predicted
+        ratings ``predicted``, as catalogue ranking orders them; ties: catalogue order); ``score``
+        is the predicted rating clipped to the rating range, ``rank_score`` what was ordered by."""
+        from .ranking import rank_scores
+        ranked = rank_scores(self.ranking, predicted, cand)
+        order = _top_k(ranked, k)
         idx = cand[order]
+        lo, hi = self.rating_range
         return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
                              "title": self.catalog.titles[idx].astype(object),
-                             "score": scores[order].astype(np.float64)})
+                             "score": np.clip(predicted[order], lo, hi).astype(np.float64),
+                             "rank_score": ranked[order].astype(np.float64)})
 
     def recommend(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
                   exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None) -> pd.DataFrame:
         """The top ``k`` items for a new user who gave ``ratings``: a DataFrame item_id, title,
-        score (predicted rating, clipped to the rating range), best first (ties: catalogue order).
+        score (predicted rating, clipped to the rating range), rank_score (the ranking score the
+        items are ordered by: the unclipped predicted rating plus w * the item's choice prior when
+        the run has one, docs/algorithm.md), best first (ties: catalogue order).
 
         ratings: (item_id, rating) pairs, {"item_id", "rating"} dicts, a mapping, or a DataFrame
         with item_id, rating. user: profile fields, e.g. {"age": "25", "gender": "F"}; missing
         fields are UNKNOWN. candidates: item ids to rank (default: the whole catalogue).
         exclude_rated: leave the rated items out.
         """
-        cand, scores, order = self._top(ratings, user, k, exclude_rated, candidates)
+        cand, scores, ranked, order = self._top(ratings, user, k, exclude_rated, candidates)
         idx = cand[order]
         return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
                              "title": self.catalog.titles[idx].astype(object),
-                             "score": scores[order].astype(np.float64)})
+                             "score": scores[order].astype(np.float64),
+                             "rank_score": ranked[order].astype(np.float64)})
 
     def recommend_records(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
                           exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None
                           ) -> List[Dict[str, Any]]:
-        """``recommend`` as a list of {"item_id", "title", "score"} dicts (what the HTTP service
-        answers; no DataFrame is built)."""
-        cand, scores, order = self._top(ratings, user, k, exclude_rated, candidates)
+        """``recommend`` as a list of {"item_id", "title", "score"} dicts, in ``recommend``'s order
+        (what the HTTP service answers; no DataFrame is built)."""
+        cand, scores, _, order = self._top(ratings, user, k, exclude_rated, candidates)
         ids, titles = self.catalog.item_ids, self.catalog.titles
         return [{"item_id": str(ids[c]), "title": str(titles[c]), "score": float(s)}
                 for c, s in zip(cand[order].tolist(), scores[order].tolist())]
 
-    def _top(self, ratings, user, k, exclude_rated, candidates) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(candidates, their scores, the positions of the top k, best first; ties: catalogue order)."""
+    def _top(self, ratings, user, k, exclude_rated, candidates):
+        """(candidates, their clipped predicted ratings, their ranking scores, the positions of the
+        top k by ranking score, best first; ties: catalogue order). The ranking score is
+        ranking.rank_scores on the unclipped predictions, what catalogue ranking orders by."""
+        from .ranking import rank_scores
         k = self._check_k(k)
         items, values = self._support(ratings)
         row = self._user_row(user)
         cand = self._candidates(candidates, items if exclude_rated else np.zeros(0, np.int64))
-        scores = self._predict_one(row, items, values, cand)
-        return cand, scores, _top_k(scores, k)
+        predicted = self._predict_one(row, items, values, cand)
+        ranked = rank_scores(self.ranking, predicted, cand)
+        return cand, np.clip(predicted, *self.rating_range), ranked, _top_k(ranked, k)
 
     def recommend_batch(self, frame: pd.DataFrame, k: int = 10, exclude_rated: bool = True,
                         users: Optional[Mapping[Any, Mapping[str, Any]]] = None) -> pd.DataFrame:
         """``recommend`` for many users at once: ``frame`` has user_id, item_id, rating; the
-        answer has user_id, rank (1..k), item_id, title, score, users in first-appearance order.
+        answer has user_id, rank (1..k), item_id, title, score, rank_score, users in first-appearance order.
         ``users`` optionally maps a user_id to its profile fields. Users go through the backend
         together (batched, at most PAIRS_PER_CALL candidate pairs per call)."""
         k = self._check_k(k)
@@ -457,14 +473,14 @@ class ItemRecommender:
             top.insert(0, "user_id", uid)
             parts.append(top)
         if not parts:
-            return pd.DataFrame(columns=["user_id", "rank", "item_id", "title", "score"])
+            return pd.DataFrame(columns=["user_id", "rank", "item_id", "title", "score", "rank_score"])
         return pd.concat(parts, ignore_index=True)
 
     def predict(self, ratings: Any, items: Sequence[Any], user: Optional[Mapping[str, Any]] = None) -> np.ndarray:
         """Predicted (clipped) ratings of ``items``, in that order, for a user who gave ``ratings``."""
         support, values = self._support(ratings)
         cand = self._indices([str(i) for i in items], "items")
-        return self._predict_one(self._user_row(user), support, values, cand)
+        return np.clip(self._predict_one(self._user_row(user), support, values, cand), *self.rating_range)
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -526,5 +542,6 @@ def load_recommender(checkpoint, device: Optional[str] = None, backend: Optional
     model.eval()
     run = Run(model, algorithm, get_backend(config.train.backend), config, ckpt["model_name"],
               DataBundle(data, None, catalog.encoders, config))
+    from .ranking import Ranking
     return ItemRecommender(model, algorithm, run.backend, run.inner, catalog, ckpt["model_name"],
-                           config.train.device)
+                           config.train.device, ranking=Ranking.from_payload(ckpt.get("ranking")))

@@ -42,6 +42,8 @@ class Run:
     history: List[Dict[str, float]] = field(default_factory=list)
     timing: Dict[str, float] = field(default_factory=dict)
     out_dir: Optional[Path] = None
+    ranking: Any = None           # ranking.Ranking (catalogue ranking and recommend), or None
+    ranking_notes: Optional[Dict[str, Any]] = None   # how its weight was chosen (metrics.json "ranking")
     _recommender: Any = field(default=None, repr=False, compare=False)
 
     def recommender(self):
@@ -66,7 +68,7 @@ class Run:
         (it then predicts from its global parameters)."""
         t = self.config.train
         steps = t.local_steps if getattr(self.algorithm, "adapts", True) else 0
-        return InnerLoop(steps, t.local_lr, t.first_order)
+        return InnerLoop(steps, t.local_lr, t.first_order, t.pair_loss)
 
 
 def load_data(config: Config, cache_dir=None, progress: bool = False) -> DataBundle:
@@ -108,6 +110,9 @@ def build_run(bundle: DataBundle, config: Config, model_name: str) -> Run:
     torch.set_num_threads(threads_for(config))
     torch.manual_seed(config.train.seed)
     model, algorithm = build_model(model_name, config.model, bundle.data, rating_mean(bundle.splits))
+    init_item_bias = getattr(model, "init_item_bias", None)
+    if init_item_bias is not None:   # training item means, shrunk (docs/algorithm.md); no-op without a bias
+        init_item_bias(*task_ratings(bundle.splits.train), bundle.data.item_x, config.model.item_bias_shrinkage)
     model.to(config.train.device)
     return Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
 

@@ -49,6 +49,22 @@ def score_tasks(model, algorithm, backend, tasks, data, inner, device="cpu") -> 
     return scenario_metrics(preds, [t.query_ratings for t in tasks])
 
 
+def validation_metrics(model, algorithm, backend, tasks, data, inner, device="cpu") -> Dict[str, float]:
+    """The validation users' metrics for model selection (train.fit): ``score_tasks``, plus, when
+    the items have an identity field, ``masked_mae`` and ``masked_ndcg@3`` with every identity read
+    as UNKNOWN (data.identity.mask_identity: the validation stand-in for new items, whose identity
+    and item bias are unknown), and ``ndcg@3+masked``, the mean of the two nDCG@3 (without an
+    identity field: nDCG@3 itself)."""
+    from .data.identity import mask_identity
+    v = dict(score_tasks(model, algorithm, backend, tasks, data, inner, device))
+    masked = mask_identity(data)
+    if masked is not data:
+        m = score_tasks(model, algorithm, backend, tasks, masked, inner, device)
+        v.update({"masked_mae": m["mae"], "masked_ndcg@3": m["ndcg@3"]})
+    v["ndcg@3+masked"] = (v["ndcg@3"] + v.get("masked_ndcg@3", v["ndcg@3"])) / 2
+    return v
+
+
 def evaluate_scenarios(model, algorithm: Algorithm, backend: Backend, splits: Splits, data: EncodedDataset,
                        inner: InnerLoop, scenarios: Sequence[str] = SCENARIOS, device: str = "cpu",
                        progress: bool = False) -> Dict[str, Dict[str, float]]:
@@ -81,7 +97,12 @@ def results_table(metrics: Dict) -> str:
     """The results table of a run's metrics (metrics.json content), titled."""
     title = (f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}, backend {metrics['backend']}, "
              f"warm test: {metrics['warm_eval']})")
-    return format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
+    table = format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
+    ranking = metrics.get("ranking")
+    if ranking and any("catalogue" in m for m in metrics["scenarios"].values()):
+        table += (f"\n{metrics['model']} ranks the catalogue by predicted rating + {ranking['weight']:g} x item choice "
+                  "prior (the weight chosen on the validation users' Recall@10; docs/algorithm.md, Ranking score)")
+    return table
 
 
 def format_table(model_name: str, scenarios: Dict[str, Dict[str, float]],

@@ -19,9 +19,10 @@ from .data.batching import MetaBatchSampler, pad_tasks
 from .errors import MamoError
 from .faults import TrainingInterrupted, check_finite, stop_requested
 from .progress import bar as progress_bar, ensure_visible, log, run_log
+from .ranking import choose_ranking
 from .runfiles import BEST, LAST, RunLock
 from .runtime import DataBundle, Run, build_run, check_device, training_user_rows
-from .scoring import score_tasks
+from .scoring import validation_metrics
 
 
 def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -163,6 +164,10 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     model.load_state_dict(state["best_state"])
+    if hasattr(model, "end_training"):
+        model.end_training()                                 # e.g. no identity dropout from here on
+    # the catalogue's ranking score (docs/algorithm.md), chosen by rank 0 on the validation users
+    run.ranking, run.ranking_notes = world.broadcast(choose_ranking(run) if world.is_main else None)
     run.best_epoch = state["best_epoch"]
     run.history = state["history"]
     run.timing = {"train_seconds": state["train_seconds"],
@@ -192,6 +197,9 @@ def _train_epoch(run: Run, epochs, epoch: int, train_users, state: Dict[str, Any
     n_tasks = len(run.bundle.splits.train)
     started = time.perf_counter()
     run.model.train()
+    begin_epoch = getattr(run.model, "begin_epoch", None)
+    if begin_epoch is not None:   # e.g. the epoch's identity dropout (models/recommender.py)
+        begin_epoch(run.config.model.identity_dropout, run.config.train.seed, epoch)
     bar = progress_bar(epochs.total, f"epoch {epoch}/{run.config.train.epochs}", progress, epochs.unit)
     losses = epochs.run_epoch(epoch, bar)
     if bar is not None:
@@ -210,9 +218,9 @@ def _select(run: Run, epoch: int, record: Dict[str, Any], state: Dict[str, Any])
     t, valid_tasks = run.config.train, run.bundle.splits.valid
     if valid_tasks and epoch % t.eval_every == 0:
         world = distributed.current()   # rank 0 validates; every rank takes the same decision
-        v = world.broadcast(score_tasks(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data,
-                                        run.inner, t.device) if world.is_main else None)
-        record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3")})
+        v = world.broadcast(validation_metrics(run.model, run.algorithm, run.backend, valid_tasks, run.bundle.data,
+                                               run.inner, t.device) if world.is_main else None)
+        record.update({f"valid_{k}": v[k] for k in ("mae", "rmse", "ndcg@3", "masked_mae", "masked_ndcg@3") if k in v})
         # the selection score is always "lower is better": higher-is-better metrics are negated
         score = v[t.select_metric] if SELECT_METRICS[t.select_metric] else -v[t.select_metric]
         if score < state["best_score"]:

@@ -31,6 +31,6 @@ def test_readme_python_example_runs(monkeypatch, tmp_path, capsys, request, form
     assert 0.3 < mae < 2.0
     exec(compile(recommend, str(README), "exec"), namespace)
     top = namespace["top"]
-    assert list(top.columns) == ["item_id", "title", "score"] and len(top) == 10
+    assert list(top.columns) == ["item_id", "title", "score", "rank_score"] and len(top) == 10
     assert not {"50", "181"} & set(top["item_id"])          # rated items are not recommended
-    assert top["score"].is_monotonic_decreasing
+    assert top["rank_score"].is_monotonic_decreasing

@@ -62,9 +62,9 @@ def test_load_recommender_needs_only_the_checkpoint(recommend_run, monkeypatch):
 def test_top_k_sorted_excludes_rated_and_has_titles(rec):
     rated = [("1", 5.0), ("2", 1.0), ("3", 4.0)]
     top = rec.recommend(rated, user={"gender": "F", "age": "25"}, k=7)
-    assert list(top.columns) == ["item_id", "title", "score"]
+    assert list(top.columns) == ["item_id", "title", "score", "rank_score"]
     assert len(top) == 7
-    assert top["score"].is_monotonic_decreasing
+    assert top["rank_score"].is_monotonic_decreasing        # ordered by the ranking score (ranking.py)
     assert not set(top["item_id"]) & {"1", "2", "3"}
     lo, hi = rec.rating_range
     assert ((top["score"] >= lo) & (top["score"] <= hi)).all()
@@ -164,8 +164,10 @@ def test_single_user_path_equals_the_batched_evaluation_path(recommend_run, back
     items, values = r._support(ratings)
     cand = r._candidates(None, items)
     (batched,) = r._predict([(r.catalog.user_row({"gender": "F"}), items, values, cand)])
-    want = dict(zip(r.catalog.item_ids[cand], batched))
+    want = dict(zip(r.catalog.item_ids[cand], np.clip(batched, *r.rating_range)))   # _predict: unclipped
     np.testing.assert_allclose(single["score"], [want[i] for i in single["item_id"]], rtol=0, atol=1e-5)
+    ranked = dict(zip(r.catalog.item_ids[cand], batched + (0 if r.ranking is None else r.ranking.weight * r.ranking.prior[cand])))
+    np.testing.assert_allclose(single["rank_score"], [ranked[i] for i in single["item_id"]], rtol=0, atol=1e-5)
     assert r.recommend_records(ratings, user={"gender": "F"}, k=5) == [
         {"item_id": i, "title": t, "score": s} for i, t, s in
         zip(single["item_id"][:5], single["title"][:5], single["score"][:5])]

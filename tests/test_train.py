@@ -142,3 +142,27 @@ def test_select_metric_ndcg_keeps_the_highest_validation_ndcg():
     cfg = synthetic.small_config(epochs=4, patience=10, select_metric="mae")
     run = fit(synthetic.bundle(cfg), cfg, model_name="maml", progress=False)
     assert run.best_epoch == 1 + int(np.argmin([h["valid_mae"] for h in run.history]))
+
+
+def test_select_metric_ndcg_masked_averages_plain_and_identity_masked_validation():
+    import types
+
+    import numpy as np
+    import synthetic
+    from mamo_l2l.data.identity import add_item_identity, mask_identity
+    from mamo_l2l.data.types import UNKNOWN
+    from mamo_l2l.runtime import DataBundle
+    from mamo_l2l.scoring import score_tasks
+    from mamo_l2l.train import fit
+    cfg = synthetic.small_config(epochs=4, patience=10, select_metric="ndcg@3+masked")
+    bundle = synthetic.bundle(cfg)
+    data = add_item_identity(bundle.data, types.SimpleNamespace(train=bundle.splits.train))
+    masked = mask_identity(data)
+    col = [f.start for f in data.item_layout if f.identity]
+    assert (masked.item_x[:, col] == UNKNOWN).all() and (data.item_x[:, col] != UNKNOWN).any()
+    assert mask_identity(bundle.data) is bundle.data                      # no identity field: unchanged
+    run = fit(DataBundle(data, bundle.splits, bundle.encoders, cfg), cfg, model_name="mamo", progress=False)
+    combined = [(h["valid_ndcg@3"] + h["valid_masked_ndcg@3"]) / 2 for h in run.history]
+    assert run.best_epoch == 1 + int(np.argmax(combined))
+    m = score_tasks(run.model, run.algorithm, run.backend, bundle.splits.valid, masked, run.inner)
+    assert m["ndcg@3"] == pytest.approx(run.history[run.best_epoch - 1]["valid_masked_ndcg@3"])

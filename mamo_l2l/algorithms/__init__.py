@@ -62,7 +62,17 @@ def build_model(name: str, cfg: ModelConfig, data: EncodedDataset, rating_mean: 
 
 
 def _recommender(cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> Recommender:
-    return build_recommender(data.user_layout, data.item_layout, cfg.field_dim, cfg.embed_dim, cfg.hidden, rating_mean)
+    return build_recommender(data.user_layout, data.item_layout, cfg.field_dim, cfg.embed_dim, cfg.hidden, rating_mean,
+                             item_bias_field=item_bias_field(cfg, data))
+
+
+def item_bias_field(cfg: ModelConfig, data: EncodedDataset):
+    """The field that carries the item bias (``model.item_bias``): the item identity field, or None
+    when the bias is off or the data have no identity field (``data.item_id_feature: false``)."""
+    from ..data.identity import FIELD
+    if not cfg.item_bias:
+        return None
+    return FIELD if any(f.name == FIELD and f.identity for f in data.item_layout) else None
 
 
 def _mamo(cfg: ModelConfig, data: EncodedDataset, rating_mean: float, feature_memory=True, task_memory=True):

@@ -24,6 +24,15 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return ((pred - target) ** 2 * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
 
 
+def masked_pair_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pairwise ranking loss over one task's rated items (docs/algorithm.md, "Global update"): the
+    mean over the ordered pairs (a, b) of real entries with target[a] > target[b] of
+    softplus(pred[b] - pred[a]) (a logistic loss on the predicted difference); 0 without such a pair."""
+    pairs = (target.unsqueeze(-1) > target.unsqueeze(-2)).to(pred.dtype) * mask.unsqueeze(-1) * mask.unsqueeze(-2)
+    loss = torch.nn.functional.softplus(pred.unsqueeze(-2) - pred.unsqueeze(-1))
+    return (loss * pairs).sum((-1, -2)) / pairs.sum((-1, -2)).clamp(min=1.0)
+
+
 @dataclass
 class Adapted:
     """A learner after its local steps: call it as (p_u, p_i) -> ratings; ``params`` by name."""
@@ -44,6 +53,8 @@ class InnerLoop:
     steps: int
     lr: float
     first_order: bool
+    #: weight of the pairwise ranking term in the training query loss (``train.pair_loss``)
+    pair_weight: float = 0.0
 
 
 #: ``Backend.adapt``: (learner, overrides, support_loss, inner, second_order) -> Adapted
@@ -74,6 +85,8 @@ def task_step(adapt: AdaptFn, head: nn.Module, algorithm: Algorithm, p_u, p_s, s
     loss = masked_mse(pred, qy, qm)
     if not training:
         return loss.detach(), pred * qm, ()
+    if inner.pair_weight:   # the outer objective only: local steps and memory writes stay on the MSE
+        loss = loss + inner.pair_weight * masked_pair_loss(pred, qy, qm)
 
     def query_loss(params: Dict[str, torch.Tensor]) -> torch.Tensor:
         return masked_mse(functional_call(head, params, (p_u, p_q)), qy, qm)

@@ -28,6 +28,18 @@ def training_items(splits: Splits) -> np.ndarray:
     return np.unique(task_ratings(splits.train)[0])
 
 
+def mask_identity(data: EncodedDataset) -> EncodedDataset:
+    """A copy of ``data`` in which every item's identity reads UNKNOWN (as a new item's does); the
+    same object when the items have no identity field. Validation uses it as its stand-in for new
+    items (train.select_metric ``ndcg@3+masked``, docs/algorithm.md)."""
+    columns = [f.start for f in data.item_layout if f.identity]
+    if not columns:
+        return data
+    item_x = np.array(data.item_x, copy=True)
+    item_x[:, columns] = UNKNOWN
+    return dataclasses.replace(data, item_x=item_x)
+
+
 def add_item_identity(data: EncodedDataset, splits: Splits) -> EncodedDataset:
     """A copy of ``data`` with the ``item_id`` field appended to every item row."""
     if any(f.name == FIELD for f in data.item_layout):

@@ -8,12 +8,13 @@ The model is split in two, because that split is exactly "what adapts per user":
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..data.types import FieldLayout
+from ..data.types import FIRST_VALUE, FieldLayout
 from .embedding import FieldEmbedder, profile_dim
 
 
@@ -33,12 +34,16 @@ class RatingHead(nn.Module):
     forward(p_u [P_u], p_i [n, P_i]) -> predicted ratings [n].
     e_u = user_net(p_u) [d]; e_i = item_net(p_i) [n, d]; x = [e_u ; e_i] [n, 2d];
     z = pref(x) (the preference layer, 2d x 2d, no bias, no activation); rating = rating_net(z).
+    With ``item_bias`` the last column of p_i is the item's bias b_i (FieldEmbedder's bias
+    column): item_net reads the other columns and rating = rating_net(z) + b_i.
     """
 
-    def __init__(self, user_dim: int, item_dim: int, embed_dim: int, hidden: int, rating_mean: float):
+    def __init__(self, user_dim: int, item_dim: int, embed_dim: int, hidden: int, rating_mean: float,
+                 item_bias: bool = False):
         super().__init__()
+        self.item_bias = item_bias
         self.user_net = mlp([user_dim, hidden, embed_dim], act_last=True)
-        self.item_net = mlp([item_dim, hidden, embed_dim], act_last=True)
+        self.item_net = mlp([item_dim - (1 if item_bias else 0), hidden, embed_dim], act_last=True)
         self.pref = nn.Linear(2 * embed_dim, 2 * embed_dim, bias=False)
         self.rating_net = mlp([2 * embed_dim, hidden, 1], act_last=False)
         with torch.no_grad():  # start predictions at the training mean rating (faster, no leakage)
@@ -46,9 +51,10 @@ class RatingHead(nn.Module):
 
     def forward(self, p_u: torch.Tensor, p_i: torch.Tensor) -> torch.Tensor:
         e_u = self.user_net(p_u)
-        e_i = self.item_net(p_i)
+        e_i = self.item_net(p_i[..., :-1] if self.item_bias else p_i)
         x = torch.cat([e_u.unsqueeze(-2).expand(*e_i.shape[:-1], e_u.shape[-1]), e_i], dim=-1)
-        return self.rating_net(self.pref(x)).squeeze(-1)
+        out = self.rating_net(self.pref(x)).squeeze(-1)
+        return out + p_i[..., -1] if self.item_bias else out
 
 
 class Recommender(nn.Module):
@@ -60,11 +66,40 @@ class Recommender(nn.Module):
     """
 
     def __init__(self, user_layout: Sequence[FieldLayout], item_layout: Sequence[FieldLayout],
-                 field_dim: int, head: nn.Module):
+                 field_dim: int, head: nn.Module, item_bias_field: Optional[str] = None):
         super().__init__()
         self.user_embedder = FieldEmbedder(user_layout, field_dim)
-        self.item_embedder = FieldEmbedder(item_layout, field_dim)
+        self.item_embedder = FieldEmbedder(item_layout, field_dim, bias_field=item_bias_field)
         self.head = head
+
+    def begin_epoch(self, identity_dropout: float, seed: int, epoch: int) -> None:
+        """Called by ``train.fit`` before each training epoch: draws the epoch's identity dropout
+        (``model.identity_dropout``; FieldEmbedder.drop_identities)."""
+        self.item_embedder.drop_identities(identity_dropout, seed, epoch)
+
+    def end_training(self) -> None:
+        """Called by ``train.fit`` after training: clears the last epoch's identity dropout, so the
+        trained model reads every identity even in training mode (e.g. a recommender's cached item
+        profiles)."""
+        self.item_embedder.drop_identities(0.0, 0, 0)
+
+    def init_item_bias(self, items: np.ndarray, ratings: np.ndarray, item_x: np.ndarray, shrinkage: float) -> None:
+        """Start the item bias at each training item's mean rating shrunk toward the global mean,
+        as a deviation from it (docs/algorithm.md, "The recommender"):
+        b_i = (sum_i + k * mu) / (n_i + k) - mu = (sum_i - n_i * mu) / (n_i + k), k = ``shrinkage``,
+        mu the mean of ``ratings``; ``items``/``ratings`` are the training tasks' ratings and
+        ``item_x`` the item feature rows (the bias row of item j is its identity value). Items
+        without a training rating keep 0 (they have the UNKNOWN identity). No-op without a bias."""
+        emb = self.item_embedder
+        if emb.bias is None or len(ratings) == 0:
+            return
+        n_items = item_x.shape[0]
+        counts = np.bincount(items, minlength=n_items).astype(np.float64)
+        sums = np.bincount(items, weights=ratings, minlength=n_items)
+        rows = np.asarray(item_x)[:, emb.bias_column].astype(np.int64)
+        seen = np.flatnonzero((counts > 0) & (rows >= FIRST_VALUE))   # UNKNOWN (no identity) stays 0
+        dev = (sums[seen] - counts[seen] * float(np.mean(ratings))) / (counts[seen] + shrinkage)
+        emb.set_bias(torch.from_numpy(rows[seen]), torch.from_numpy(dev))
 
     def profiles(self, user_x: torch.Tensor, item_x: torch.Tensor):
         return self.user_embedder(user_x), self.item_embedder(item_x)
@@ -78,8 +113,10 @@ class Recommender(nn.Module):
 
 
 def build_recommender(user_layout, item_layout, field_dim: int, embed_dim: int, hidden: int,
-                      rating_mean: float) -> Recommender:
+                      rating_mean: float, item_bias_field: Optional[str] = None) -> Recommender:
+    """The recommender; ``item_bias_field`` (the item identity field's name, or None) adds the item
+    bias b_i (docs/algorithm.md)."""
     user_dim = profile_dim(user_layout, field_dim)
-    item_dim = profile_dim(item_layout, field_dim)
-    head = RatingHead(user_dim, item_dim, embed_dim, hidden, rating_mean)
-    return Recommender(user_layout, item_layout, field_dim, head)
+    item_dim = profile_dim(item_layout, field_dim) + (1 if item_bias_field else 0)
+    head = RatingHead(user_dim, item_dim, embed_dim, hidden, rating_mean, item_bias=bool(item_bias_field))
+    return Recommender(user_layout, item_layout, field_dim, head, item_bias_field=item_bias_field)

@@ -81,7 +81,7 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
     import_recorded(ckpt, checkpoint)
     if ckpt.get("kind") != "model":
         raise MamoError("this is a resume checkpoint (last.pt); evaluate the run's best.pt", path=str(checkpoint))
-    config = Config.from_dict(ckpt["config"], source=str(checkpoint))
+    config = Config.from_recorded(ckpt["config"], source=str(checkpoint))
     if data_dir is not None:
         config = config.override("data", data_dir=str(data_dir))
     if device is not None or backend is not None:

@@ -104,9 +104,9 @@ def _resume_config(out_dir, config_path, data_opts, model_name, train_opts):
     if last.is_file():
         ckpt = load_checkpoint(last)
         import_recorded(ckpt, last)
-        base, source = Config.from_dict(ckpt["config"], source=str(last)), str(last)
+        base, source = Config.from_recorded(ckpt["config"], source=str(last)), str(last)
     elif saved.is_file():
-        base, source = load_config(saved), str(saved)
+        base, source = load_config(saved, recorded=True), str(saved)
     else:
         raise MamoError("--resume: there is no run to continue here (no last.pt or config.yaml); "
                         "drop --resume to start one", path=str(out))

@@ -104,6 +104,13 @@ class ModelConfig:
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
 
 
+#: Keys added to the config after runs were first recorded, with the value that reproduces the
+#: code before them (read by ``Config.from_recorded`` when a recorded config lacks the key).
+ADDED_KEYS: Dict[str, Dict[str, Any]] = {
+    "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False},
+    "train": {"pair_loss": 0.0, "select_metric": "mae"},
+}
+
 #: train.select_metric values and whether lower is better
 SELECT_METRICS = {"mae": True, "rmse": True, "ndcg@3": False, "ndcg@3+masked": False}
 
@@ -178,6 +185,19 @@ class Config:
             if e.path is None and source != "config":
                 raise MamoError(e.reason, path=source) from None
             raise
+
+    @classmethod
+    def from_recorded(cls, d: Optional[Dict[str, Any]], source: str = "config") -> "Config":
+        """The config recorded in a checkpoint or run folder. A key added after the record was
+        written takes the value that reproduces what that code did (``ADDED_KEYS``), not today's
+        default, so an older run loads and behaves as it was trained (docs/config.md)."""
+        d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in dict(d or {}).items()}
+        for section, keys in ADDED_KEYS.items():
+            sub = d.get(section)
+            if isinstance(sub, dict):
+                for key, old_value in keys.items():
+                    sub.setdefault(key, old_value)
+        return cls.from_dict(d, source=source)
 
     def override(self, section: str, **kwargs: Any) -> "Config":
         """Return a copy with the non-None keyword values set in ``section`` (type- and
@@ -254,10 +274,11 @@ def resolve_config_path(path: Union[str, Path]) -> Path:
     return Path(path)
 
 
-def load_config(path: Optional[Union[str, Path]] = None) -> Config:
+def load_config(path: Optional[Union[str, Path]] = None, recorded: bool = False) -> Config:
     """Read a YAML config (missing keys keep their defaults); None gives the defaults.
 
-    ``path`` may also name a packaged config (``"melu-paper"``, ``"melu-5"``, ``"default"``)."""
+    ``path`` may also name a packaged config (``"melu-paper"``, ``"melu-5"``, ``"default"``).
+    ``recorded``: the file is a run's own config.yaml, read with ``Config.from_recorded``."""
     if path is None:
         return Config().validate()
     import yaml
@@ -273,4 +294,4 @@ def load_config(path: Optional[Union[str, Path]] = None) -> Config:
         raise MamoError(f"not valid YAML: {e}", path=str(p), line=None if line is None else line + 1)
     if data is not None and not isinstance(data, dict):
         raise MamoError("a config file must hold a mapping with sections data/model/train", path=str(p))
-    return Config.from_dict(data, source=str(p))
+    return (Config.from_recorded if recorded else Config.from_dict)(data, source=str(p))

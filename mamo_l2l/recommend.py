@@ -527,7 +527,7 @@ def load_recommender(checkpoint, device: Optional[str] = None, backend: Optional
     if "catalog" not in ckpt:
         raise MamoError("checkpoint has no item catalogue (written before recommending was added); use "
                         "ml.load_run(path).recommend(...), which re-reads the data set", path=str(checkpoint))
-    config = Config.from_dict(ckpt["config"], source=str(checkpoint))
+    config = Config.from_recorded(ckpt["config"], source=str(checkpoint))
     if device is not None or backend is not None:
         config = config.override("train", device=device, backend=backend)
     catalog = Catalog.from_payload(ckpt["catalog"], path=str(checkpoint))

@@ -130,10 +130,21 @@ def why_differs(recorded: Dict[str, Any], config: Dict[str, Any], model_name: st
     if recorded.get("data_fingerprint") != fingerprint:
         return ("it was trained on other data (data fingerprint differs: another data set, other files or "
                 "another data/protocol config)")
-    diffs = config_differences(config, recorded.get("config", {}) or {}, allow)
+    diffs = config_differences(config, _as_recorded(recorded.get("config", {}) or {}), allow)
     if diffs:
         return "it was made with another config (" + describe(diffs, "there", "here") + ")"
     return code_differs(recorded, model_name) if code else None
+
+
+def _as_recorded(config: Dict[str, Any]) -> Dict[str, Any]:
+    """A recorded config with the keys added since it was written set to their old values
+    (``Config.from_recorded``); as it is when it does not read as a config."""
+    from .config import Config
+    from .errors import MamoError
+    try:
+        return Config.from_recorded(config).to_dict()
+    except (MamoError, TypeError, ValueError):
+        return config
 
 
 def check_compatible(ckpt: Dict[str, Any], run, path, allow: Iterable[str] = (), code: bool = False) -> None:

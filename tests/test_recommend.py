@@ -217,3 +217,43 @@ def test_fifo_lock_grants_in_arrival_order():
     for t in threads:
         t.join(5)
     assert order == list(range(6))
+
+
+def test_a_checkpoint_from_before_the_ranking_keys_loads_as_it_was_trained(recommend_run, tmp_path):
+    """A best.pt whose recorded config predates model.item_bias / identity_dropout / choice_prior
+    (and train.pair_loss / select_metric) is read with those keys off, as that code trained it:
+    today's defaults would build a model with an item-bias table the checkpoint does not have."""
+    from mamo_l2l.config import ADDED_KEYS, Config
+    _, cache, cfg = recommend_run
+    cfg = cfg.override("model", item_bias=False, identity_dropout=0.0, choice_prior=False)
+    cfg = cfg.override("train", select_metric="mae")
+    bundle = ml.load_data(cfg, cache_dir=cache, progress=False)
+    ml.fit(bundle, cfg, model_name="mamo", out_dir=tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    for section, keys in ADDED_KEYS.items():
+        for key in keys:
+            del ckpt["config"][section][key]
+    old = tmp_path / "old.pt"
+    save_checkpoint(old, ckpt)
+    with pytest.raises(MamoError, match="does not fit"):   # what today's defaults would do
+        _load_with_defaults(old)
+    want = ml.load_recommender(tmp_path / "run" / "best.pt").recommend([("1", 5.0), ("2", 1.0)], k=8)
+    got = ml.load_recommender(old).recommend([("1", 5.0), ("2", 1.0)], k=8)
+    pd.testing.assert_frame_equal(got, want)
+    assert Config.from_recorded(ckpt["config"]).model.item_bias is False
+    assert len(ml.load_run(old, cache_dir=cache).recommend([("1", 5.0)], k=3)) == 3
+
+
+def _load_with_defaults(path):
+    """load_recommender as it was before Config.from_recorded: the recorded config with today's defaults."""
+    from mamo_l2l.algorithms import build_model
+    from mamo_l2l.config import Config
+    from mamo_l2l.recommend import Catalog
+    ckpt = load_checkpoint(path)
+    config = Config.from_dict(ckpt["config"])
+    data = Catalog.from_payload(ckpt["catalog"]).stub_dataset()
+    model, _ = build_model(ckpt["model_name"], config.model, data, 0.0)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise MamoError(f"checkpoint does not fit: {e}")

@@ -213,6 +213,10 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
                        f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
         distributed.shutdown()
         sys.exit(e.exit_code)
+    # Every rank leaves the process group together, after rank 0's evaluation: a rank that tore
+    # its group down while rank 0 was still working sometimes aborted at exit ("terminate called
+    # without an active exception", seen in tests/test_distributed.py).
+    world.barrier()
     distributed.shutdown()
     if not world.is_main:   # rank 0 evaluates and prints
         return

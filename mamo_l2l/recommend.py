@@ -317,10 +317,8 @@ class ItemRecommender:
         return self._profiles
 
     def warm_up(self) -> None:
-        """Do once what the first call would otherwise do: build the item profiles and the empty
-        user row, and run one recommendation (torch imports parts of itself on first use, ~2 s)."""
-        with self._lock:
-            self._item_profiles()
+        """Do once what the first call would otherwise do: one recommendation builds the item
+        profiles and the empty user row (and torch imports parts of itself on first use, ~2 s)."""
         self.recommend_records([], k=1)
 
     def _predict_one(self, row: np.ndarray, items: np.ndarray, values: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -390,18 +388,23 @@ class ItemRecommender:
             cand = cand[~np.isin(cand, exclude)]
         return cand
 
-    def _frame(self, cand: np.ndarray, predicted: np.ndarray, k: int) -> pd.DataFrame:
-        """Top k of ``cand`` by the ranking score (ranking.rank_scores on the unclipped predicted
-        ratings ``predicted``, as catalogue ranking orders them; ties: catalogue order); ``score``
-        is the predicted rating clipped to the rating range, ``rank_score`` what was ordered by."""
+    def _rank(self, cand: np.ndarray, predicted: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the predicted ratings clipped to the rating range, the ranking scores, the positions of
+        the top k by ranking score, best first; ties: catalogue order). The ranking score is
+        ranking.rank_scores on the unclipped predictions ``predicted``, what catalogue ranking
+        orders by."""
         from .ranking import rank_scores
         ranked = rank_scores(self.ranking, predicted, cand)
-        order = _top_k(ranked, k)
+        return np.clip(predicted, *self.rating_range), ranked, _top_k(ranked, k)
+
+    def _frame(self, cand: np.ndarray, predicted: np.ndarray, k: int) -> pd.DataFrame:
+        """Top k of ``cand`` (``_rank``): item_id, title, score (the clipped predicted rating),
+        rank_score (what was ordered by)."""
+        scores, ranked, order = self._rank(cand, predicted, k)
         idx = cand[order]
-        lo, hi = self.rating_range
         return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
                              "title": self.catalog.titles[idx].astype(object),
-                             "score": np.clip(predicted[order], lo, hi).astype(np.float64),
+                             "score": scores[order].astype(np.float64),
                              "rank_score": ranked[order].astype(np.float64)})
 
     def recommend(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
@@ -416,35 +419,27 @@ class ItemRecommender:
         fields are UNKNOWN. candidates: item ids to rank (default: the whole catalogue).
         exclude_rated: leave the rated items out.
         """
-        cand, scores, ranked, order = self._top(ratings, user, k, exclude_rated, candidates)
-        idx = cand[order]
-        return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
-                             "title": self.catalog.titles[idx].astype(object),
-                             "score": scores[order].astype(np.float64),
-                             "rank_score": ranked[order].astype(np.float64)})
+        k = self._check_k(k)
+        return self._frame(*self._scored(ratings, user, exclude_rated, candidates), k)
 
     def recommend_records(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
                           exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None
                           ) -> List[Dict[str, Any]]:
         """``recommend`` as a list of {"item_id", "title", "score"} dicts, in ``recommend``'s order
         (what the HTTP service answers; no DataFrame is built)."""
-        cand, scores, _, order = self._top(ratings, user, k, exclude_rated, candidates)
+        k = self._check_k(k)
+        cand, predicted = self._scored(ratings, user, exclude_rated, candidates)
+        scores, _, order = self._rank(cand, predicted, k)
         ids, titles = self.catalog.item_ids, self.catalog.titles
         return [{"item_id": str(ids[c]), "title": str(titles[c]), "score": float(s)}
                 for c, s in zip(cand[order].tolist(), scores[order].tolist())]
 
-    def _top(self, ratings, user, k, exclude_rated, candidates):
-        """(candidates, their clipped predicted ratings, their ranking scores, the positions of the
-        top k by ranking score, best first; ties: catalogue order). The ranking score is
-        ranking.rank_scores on the unclipped predictions, what catalogue ranking orders by."""
-        from .ranking import rank_scores
-        k = self._check_k(k)
+    def _scored(self, ratings, user, exclude_rated, candidates) -> Tuple[np.ndarray, np.ndarray]:
+        """(candidate items, their unclipped predicted ratings) for one new user."""
         items, values = self._support(ratings)
         row = self._user_row(user)
         cand = self._candidates(candidates, items if exclude_rated else np.zeros(0, np.int64))
-        predicted = self._predict_one(row, items, values, cand)
-        ranked = rank_scores(self.ranking, predicted, cand)
-        return cand, np.clip(predicted, *self.rating_range), ranked, _top_k(ranked, k)
+        return cand, self._predict_one(row, items, values, cand)
 
     def recommend_batch(self, frame: pd.DataFrame, k: int = 10, exclude_rated: bool = True,
                         users: Optional[Mapping[Any, Mapping[str, Any]]] = None) -> pd.DataFrame:

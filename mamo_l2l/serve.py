@@ -59,7 +59,7 @@ def create_app(recommender, max_ratings: int = MAX_RATINGS, max_k: int = MAX_K, 
     catalog = recommender.catalog
     catalog.index                      # built now, not lazily by concurrent requests
     catalog.search("warm-up", 1)
-    recommender.warm_up()              # the cached item profiles, before the first request
+    recommender.warm_up()              # one recommendation (item profiles, lazy imports) before the first request
     lo, hi = recommender.rating_range
 
     class RatingIn(BaseModel):

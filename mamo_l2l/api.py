@@ -68,6 +68,7 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
         "warm_eval": run.config.data.warm_eval, "best_epoch": run.best_epoch,
         "scenarios": results, "references": references, "ranking": run.ranking_notes,
         "counts": splits.counts, "history": run.history, "timing": timing,
+        **({"pretrain_history": run.pretrain_history} if run.pretrain_history else {}),
         "config": run.config.to_dict(), "versions": library_versions(),
         "plugins": loaded_plugins(run.model_name), **code_identity(run.model_name),   # mamo_l2l/runid.py
     }

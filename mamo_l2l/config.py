@@ -108,7 +108,7 @@ class ModelConfig:
 #: code before them (read by ``Config.from_recorded`` when a recorded config lacks the key).
 ADDED_KEYS: Dict[str, Dict[str, Any]] = {
     "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False},
-    "train": {"pair_loss": 0.0, "select_metric": "mae"},
+    "train": {"pair_loss": 0.0, "select_metric": "mae", "resample_queries": False, "pretrain_epochs": 0},
 }
 
 #: train.select_metric values and whether lower is better
@@ -130,6 +130,8 @@ class TrainConfig:
     patience: int = 5             # epochs without validation improvement before stopping
     pair_loss: float = 0.0        # weight of a pairwise ranking term on the query set in the outer loss
     select_metric: str = "ndcg@3+masked"  # validation metric for early stopping: mae, rmse (lower is better), ndcg@3, ndcg@3+masked (higher)
+    resample_queries: bool = False  # meta-training: a fresh seeded support/query split of each training task per epoch
+    pretrain_epochs: int = 0      # meta-trained models: supervised epochs on the training ratings before meta-training
     seed: int = 0
     device: str = "cpu"
     threads: int = 0              # CPU intra-op threads; 0 = auto (1 for l2l/higher, all for func)
@@ -149,6 +151,8 @@ class TrainConfig:
                             "train.epochs >= 0 are required")
         if self.pair_loss < 0:
             raise MamoError("config key train.pair_loss must be >= 0")
+        if self.pretrain_epochs < 0:
+            raise MamoError("config key train.pretrain_epochs must be >= 0")
         if self.local_lr < 0 or self.outer_lr <= 0:
             raise MamoError("config keys train.local_lr >= 0 and train.outer_lr > 0 are required")
 

@@ -40,6 +40,7 @@ class Run:
     bundle: DataBundle
     best_epoch: int = 0
     history: List[Dict[str, float]] = field(default_factory=list)
+    pretrain_history: List[Dict[str, float]] = field(default_factory=list)   # train.pretrain_epochs records
     timing: Dict[str, float] = field(default_factory=dict)
     out_dir: Optional[Path] = None
     ranking: Any = None           # ranking.Ranking (catalogue ranking and recommend), or None

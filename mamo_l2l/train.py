@@ -45,7 +45,8 @@ class MetaEpochs:
     def __init__(self, run: Run, optimizer: torch.optim.Optimizer):
         self.run, self.optimizer = run, optimizer
         t = run.config.train
-        self.sampler = MetaBatchSampler(run.bundle.splits.train, t.meta_batch_size, t.seed)
+        self.sampler = MetaBatchSampler(run.bundle.splits.train, t.meta_batch_size, t.seed,
+                                        resample_queries=t.resample_queries)
         self.total = len(run.bundle.splits.train)
 
     def run_epoch(self, epoch: int, bar=None) -> List[float]:
@@ -138,12 +139,13 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
         return _fit_without_training(run)
     model, algorithm = run.model, run.algorithm
     train_users = training_user_rows(bundle)
+    pretrain = _pretrain(run, progress) if _fresh_start(run, resume) and world.is_main else []
     algorithm.begin_training(train_users, t.seed)   # e.g. MAMO's memory keys (a resume overwrites them)
     optimizer = _optimizer(model, config)
     epochs = _epochs(run, optimizer)
     state = {"epoch": 0, "best_score": float("inf"), "best_epoch": 0, "bad_epochs": 0, "stopped": False,
              "best_state": copy.deepcopy(model.state_dict()), "history": [], "train_seconds": 0.0,
-             "train_tasks": 0}
+             "train_tasks": 0, "pretrain": pretrain}
     if resume and world.is_main:
         state = _restore(run, optimizer, state)
     if world.active:   # rank 0's start (fresh or resumed) on every rank
@@ -170,14 +172,59 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     run.ranking, run.ranking_notes = world.broadcast(choose_ranking(run) if world.is_main else None)
     run.best_epoch = state["best_epoch"]
     run.history = state["history"]
+    run.pretrain_history = state.get("pretrain", [])
     run.timing = {"train_seconds": state["train_seconds"],
                   "seconds_per_epoch": state["train_seconds"] / max(len(state["history"]), 1),
                   "train_tasks_per_s": state["train_tasks"] / max(state["train_seconds"], 1e-9)}
+    if state.get("pretrain"):
+        run.timing["pretrain_seconds"] = sum(r["seconds"] for r in state["pretrain"])
     if world.active:
         run.timing["world_size"] = world.size
     if run.out_dir is not None:
         save_model(run, run.out_dir / BEST)
     return run
+
+
+PRETRAIN_DRAWS = 1_000_000
+
+
+def _fresh_start(run: Run, resume: bool) -> bool:
+    """True unless this call continues a run from its last.pt."""
+    return not (resume and run.out_dir is not None and (run.out_dir / LAST).exists())
+
+
+def _pretrain(run: Run, progress: bool) -> List[Dict[str, Any]]:
+    """``train.pretrain_epochs`` supervised epochs before meta-training (docs/algorithm.md,
+    "Training"): minibatch regression on every training rating (mamo_l2l/supervised.py) with its
+    own Adam, the epoch's identity dropout as in meta-training, no validation. Then the
+    algorithm's ``after_pretraining`` (MAMO starts every preference-memory slot at the pretrained
+    preference layer). Only on a fresh start: a resumed run restores the pretrained model from
+    last.pt. Returns one record per pretraining epoch (loss, seconds)."""
+    n = run.config.train.pretrain_epochs
+    if n == 0:
+        return []
+    if trainer_of(run.algorithm) != "meta" or not hasattr(run.model, "head") or not hasattr(run.model, "profiles"):
+        raise MamoError(f"train.pretrain_epochs is for the meta-trained models built on the recommender "
+                        f"(mamo, maml, melu and the ablations); {run.model_name!r} cannot be pretrained")
+    from .supervised import SupervisedEpochs
+    epochs = SupervisedEpochs(run, _optimizer(run.model, run.config))
+    records = []
+    run.model.train()
+    for e in range(1, n + 1):
+        started = time.perf_counter()
+        draw = PRETRAIN_DRAWS + e   # seeds the epoch's dropout and order apart from the meta-training epochs'
+        run.model.begin_epoch(run.config.model.identity_dropout, run.config.train.seed, draw)
+        bar = progress_bar(epochs.total, f"pretrain {e}/{n}", progress, epochs.unit)
+        losses = epochs.run_epoch(draw, bar)
+        if bar is not None:
+            bar.close()
+        record = {"pretrain_epoch": e, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
+        run_log.info(f"pretrain {e:>3}  train loss {record['train_loss']:.4f}  {record['seconds']:.1f}s")
+        records.append(record)
+    after = getattr(run.algorithm, "after_pretraining", None)
+    if after is not None:
+        after()
+    return records
 
 
 def _share_start(world, run: Run, optimizer, state: Dict[str, Any]) -> Dict[str, Any]:

@@ -81,6 +81,14 @@ class MAMO(Algorithm):
     def begin_training(self, user_x: torch.Tensor, seed: int) -> None:
         self.memory.init_keys(self.profiles(user_x), seed)
 
+    @torch.no_grad()
+    def after_pretraining(self) -> None:
+        """After supervised pretraining (``train.pretrain_epochs``): every preference-memory slot
+        starts at the pretrained preference layer, which the rest of the head was fitted with
+        (with task memory, W_pref^0 is read from M_UI and the global W_pref is never used)."""
+        if self.task_memory:
+            self.memory.preference.copy_(self.model.head.pref.weight.detach().expand_as(self.memory.preference))
+
     def end_epoch(self, user_x: torch.Tensor) -> Dict[str, Any]:
         from ..diagnostics import memory_summary
         profiles = self.profiles(user_x)

@@ -74,11 +74,13 @@ class MetaBatchSampler:
     batches as an uninterrupted one.
     """
 
-    def __init__(self, tasks: Sequence[Task], batch_size: int, seed: int, drop_last: bool = False):
+    def __init__(self, tasks: Sequence[Task], batch_size: int, seed: int, drop_last: bool = False,
+                 resample_queries: bool = False):
         self.tasks = list(tasks)
         self.batch_size = batch_size
         self.seed = seed
         self.drop_last = drop_last
+        self.resample_queries = resample_queries
 
     def num_batches(self) -> int:
         n = len(self.tasks)
@@ -87,11 +89,30 @@ class MetaBatchSampler:
     def epoch(self, epoch: int) -> Iterator[List[Task]]:
         rng = np.random.default_rng([self.seed, epoch, 0x5A17])
         order = rng.permutation(len(self.tasks))
+        tasks = resplit_tasks(self.tasks, self.seed, epoch) if self.resample_queries else self.tasks
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
                 break
-            yield [self.tasks[i] for i in idx]
+            yield [tasks[i] for i in idx]
+
+
+def resplit_tasks(tasks: Sequence[Task], seed: int, epoch: int) -> List[Task]:
+    """The training tasks with a fresh seeded support/query split for ``epoch``
+    (``train.resample_queries``, docs/algorithm.md "Training"): each task's ratings (support and
+    query together) are shuffled and cut again with the same query size, so over the epochs the
+    outer loss sees every training rating as a query rating, not only the protocol's fixed
+    ``n_query`` per user. The split depends only on (seed, epoch) and the task list, so a resumed
+    or distributed run draws the same tasks."""
+    rng = np.random.default_rng([seed, epoch, 0x9E5A])
+    out: List[Task] = []
+    for t in tasks:
+        items = np.concatenate([t.support_items, t.query_items])
+        ratings = np.concatenate([t.support_ratings, t.query_ratings])
+        perm = rng.permutation(len(items))
+        q, s = perm[:len(t.query_items)], perm[len(t.query_items):]
+        out.append(Task(t.user, items[s], ratings[s], items[q], ratings[q]))
+    return out
 
 
 def task_ratings(tasks: Sequence[Task]):

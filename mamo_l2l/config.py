@@ -83,6 +83,8 @@ class ModelConfig:
     preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)
     item_bias: bool = True       # a learned per-item bias b_i added to the rating (needs data.item_id_feature)
     item_bias_shrinkage: float = 10.0  # b_i starts at the training item mean shrunk by this many pseudo-ratings
+    taste_dim: int = 0           # item taste factors q_i and a per-user taste vector fitted by the local update (needs item_bias)
+    taste_scale: float = 12.0    # q_i starts at this times the ALS item factors of the training ratings
     identity_dropout: float = 0.2  # share of item identities read as UNKNOWN in each training epoch
     choice_prior: bool = True    # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
 
@@ -99,6 +101,11 @@ class ModelConfig:
             raise MamoError("config key model.identity_dropout must be in [0, 1)")
         if self.item_bias_shrinkage < 0:
             raise MamoError("config key model.item_bias_shrinkage must be >= 0")
+        if self.taste_dim < 0 or self.taste_scale < 0:
+            raise MamoError("config keys model.taste_dim and model.taste_scale must be >= 0")
+        if self.taste_dim and not self.item_bias:
+            raise MamoError("config key model.taste_dim > 0 needs model.item_bias: true (the taste factors "
+                            "live on the item identity, as the bias does)")
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
@@ -107,7 +114,7 @@ class ModelConfig:
 #: Keys added to the config after runs were first recorded, with the value that reproduces the
 #: code before them (read by ``Config.from_recorded`` when a recorded config lacks the key).
 ADDED_KEYS: Dict[str, Dict[str, Any]] = {
-    "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False},
+    "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False, "taste_dim": 0, "taste_scale": 12.0},
     "train": {"pair_loss": 0.0, "select_metric": "mae", "resample_queries": False, "pretrain_epochs": 0},
 }
 

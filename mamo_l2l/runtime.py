@@ -114,6 +114,9 @@ def build_run(bundle: DataBundle, config: Config, model_name: str) -> Run:
     init_item_bias = getattr(model, "init_item_bias", None)
     if init_item_bias is not None:   # training item means, shrunk (docs/algorithm.md); no-op without a bias
         init_item_bias(*task_ratings(bundle.splits.train), bundle.data.item_x, config.model.item_bias_shrinkage)
+    init_item_factors = getattr(model, "init_item_factors", None)
+    if init_item_factors is not None:   # ALS on the training ratings (models/factors.py); no-op without factors
+        init_item_factors(bundle.splits.train, bundle.data.item_x, config.model.taste_scale, config.train.seed)
     model.to(config.train.device)
     return Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
 

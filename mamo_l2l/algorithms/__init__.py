@@ -63,7 +63,7 @@ def build_model(name: str, cfg: ModelConfig, data: EncodedDataset, rating_mean: 
 
 def _recommender(cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> Recommender:
     return build_recommender(data.user_layout, data.item_layout, cfg.field_dim, cfg.embed_dim, cfg.hidden, rating_mean,
-                             item_bias_field=item_bias_field(cfg, data))
+                             item_bias_field=item_bias_field(cfg, data), taste_dim=cfg.taste_dim)
 
 
 def item_bias_field(cfg: ModelConfig, data: EncodedDataset):

@@ -23,10 +23,13 @@ class FieldEmbedder(nn.Module):
     ``bias_field``: the name of a single-valued field (the item identity field) whose values also
     get a learned scalar, appended as one last column: the output is then [..., n_fields * dim + 1]
     (the item bias, docs/algorithm.md "The recommender"). Its rows start at zero (UNKNOWN stays 0);
-    ``set_bias`` writes a starting value per row.
+    ``set_bias`` writes a starting value per row. ``factors`` = k > 0 (needs ``bias_field``) also
+    gives each value of that field k learned taste factors, placed before the bias column: the
+    output is then [..., n_fields * dim + k + 1]; they start at zero, ``set_factors`` writes them.
     """
 
-    def __init__(self, layout: Sequence[FieldLayout], dim: int, bias_field: Optional[str] = None):
+    def __init__(self, layout: Sequence[FieldLayout], dim: int, bias_field: Optional[str] = None,
+                 factors: int = 0):
         super().__init__()
         self.layout = tuple(layout)
         self.dim = dim
@@ -42,6 +45,12 @@ class FieldEmbedder(nn.Module):
             self.bias_column = found[0].start
             self.bias = nn.Embedding(found[0].vocab_size, 1, padding_idx=PAD)
             nn.init.zeros_(self.bias.weight)
+        if factors and bias_field is None:
+            raise ValueError("taste factors need the bias field (the item identity)")
+        self.factors: Optional[nn.Embedding] = None
+        if factors:
+            self.factors = nn.Embedding(self.bias.num_embeddings, factors, padding_idx=PAD)
+            nn.init.zeros_(self.factors.weight)
         self.tables = nn.ModuleList(nn.Embedding(f.vocab_size, dim, padding_idx=PAD) for f in self.layout)
         for f, table in zip(self.layout, self.tables):
             if f.identity:  # unknown / never-trained ids must contribute nothing (data/identity.py)
@@ -54,7 +63,8 @@ class FieldEmbedder(nn.Module):
 
     @property
     def out_dim(self) -> int:
-        return profile_dim(self.layout, self.dim) + (1 if self.bias is not None else 0)
+        return (profile_dim(self.layout, self.dim) + (1 if self.bias is not None else 0)
+                + (self.factors.embedding_dim if self.factors is not None else 0))
 
     @torch.no_grad()
     def drop_identities(self, share: float, seed: int, epoch: int) -> None:
@@ -85,6 +95,11 @@ class FieldEmbedder(nn.Module):
         """Bias rows ``rows`` (indices into the bias field's vocabulary) := ``values``."""
         self.bias.weight[rows.long(), 0] = values.to(self.bias.weight.dtype)
 
+    @torch.no_grad()
+    def set_factors(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """Taste factor rows ``rows`` (indices into the bias field's vocabulary) := ``values`` [n, k]."""
+        self.factors.weight[rows.long()] = values.to(self.factors.weight.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.constant is not None:
             return self.constant.expand(*x.shape[:-1], self.dim)
@@ -100,6 +115,8 @@ class FieldEmbedder(nn.Module):
             else:
                 emb = emb[..., 0, :]
             parts.append(emb)
+        if self.factors is not None:
+            parts.append(self.factors(x[..., self.bias_column]))   # [..., k]
         if self.bias is not None:
             parts.append(self.bias(x[..., self.bias_column]))   # [..., 1]
         return torch.cat(parts, dim=-1)

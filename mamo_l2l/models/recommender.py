@@ -36,24 +36,35 @@ class RatingHead(nn.Module):
     z = pref(x) (the preference layer, 2d x 2d, no bias, no activation); rating = rating_net(z).
     With ``item_bias`` the last column of p_i is the item's bias b_i (FieldEmbedder's bias
     column): item_net reads the other columns and rating = rating_net(z) + b_i.
+    With ``taste_dim`` = k > 0 (needs ``item_bias``) the k columns before the bias are the item's
+    taste factors q_i, and the head has a taste vector t [k] (a fast weight like every head
+    parameter: the local update fits it to the user's support set): rating += t . q_i.
     """
 
     def __init__(self, user_dim: int, item_dim: int, embed_dim: int, hidden: int, rating_mean: float,
-                 item_bias: bool = False):
+                 item_bias: bool = False, taste_dim: int = 0):
         super().__init__()
+        if taste_dim and not item_bias:
+            raise ValueError("taste factors need the item bias column")
         self.item_bias = item_bias
+        self.taste_dim = taste_dim
+        self.extra = (1 if item_bias else 0) + taste_dim   # columns of p_i that item_net does not read
         self.user_net = mlp([user_dim, hidden, embed_dim], act_last=True)
-        self.item_net = mlp([item_dim - (1 if item_bias else 0), hidden, embed_dim], act_last=True)
+        self.item_net = mlp([item_dim - self.extra, hidden, embed_dim], act_last=True)
         self.pref = nn.Linear(2 * embed_dim, 2 * embed_dim, bias=False)
         self.rating_net = mlp([2 * embed_dim, hidden, 1], act_last=False)
         with torch.no_grad():  # start predictions at the training mean rating (faster, no leakage)
             self.rating_net[-1].bias.fill_(rating_mean)
+        if taste_dim:
+            self.taste = nn.Parameter(torch.zeros(taste_dim))
 
     def forward(self, p_u: torch.Tensor, p_i: torch.Tensor) -> torch.Tensor:
         e_u = self.user_net(p_u)
-        e_i = self.item_net(p_i[..., :-1] if self.item_bias else p_i)
+        e_i = self.item_net(p_i[..., :p_i.shape[-1] - self.extra] if self.extra else p_i)
         x = torch.cat([e_u.unsqueeze(-2).expand(*e_i.shape[:-1], e_u.shape[-1]), e_i], dim=-1)
         out = self.rating_net(self.pref(x)).squeeze(-1)
+        if self.taste_dim:
+            out = out + p_i[..., -1 - self.taste_dim:-1] @ self.taste
         return out + p_i[..., -1] if self.item_bias else out
 
 
@@ -66,10 +77,10 @@ class Recommender(nn.Module):
     """
 
     def __init__(self, user_layout: Sequence[FieldLayout], item_layout: Sequence[FieldLayout],
-                 field_dim: int, head: nn.Module, item_bias_field: Optional[str] = None):
+                 field_dim: int, head: nn.Module, item_bias_field: Optional[str] = None, taste_dim: int = 0):
         super().__init__()
         self.user_embedder = FieldEmbedder(user_layout, field_dim)
-        self.item_embedder = FieldEmbedder(item_layout, field_dim, bias_field=item_bias_field)
+        self.item_embedder = FieldEmbedder(item_layout, field_dim, bias_field=item_bias_field, factors=taste_dim)
         self.head = head
 
     def begin_epoch(self, identity_dropout: float, seed: int, epoch: int) -> None:
@@ -101,6 +112,24 @@ class Recommender(nn.Module):
         dev = (sums[seen] - counts[seen] * float(np.mean(ratings))) / (counts[seen] + shrinkage)
         emb.set_bias(torch.from_numpy(rows[seen]), torch.from_numpy(dev))
 
+    def init_item_factors(self, tasks, item_x: np.ndarray, scale: float, seed: int) -> None:
+        """Start the item taste factors at ``scale`` times the item factors of ALS with biases on
+        the training tasks' ratings (models/factors.py; docs/algorithm.md, "The recommender").
+        Items without a training rating keep 0, as UNKNOWN does. No-op without taste factors."""
+        emb = self.item_embedder
+        if emb.factors is None or not tasks:
+            return
+        from .factors import als_item_factors
+        users = np.concatenate([np.full(len(t.support_items) + len(t.query_items), j, dtype=np.int64)
+                                for j, t in enumerate(tasks)])
+        items = np.concatenate([np.concatenate([t.support_items, t.query_items]) for t in tasks])
+        ratings = np.concatenate([np.concatenate([t.support_ratings, t.query_ratings]) for t in tasks])
+        n_items = item_x.shape[0]
+        q = als_item_factors(users, items, ratings, len(tasks), n_items, emb.factors.embedding_dim, seed)
+        rows = np.asarray(item_x)[:, emb.bias_column].astype(np.int64)
+        seen = np.flatnonzero((np.bincount(items, minlength=n_items) > 0) & (rows >= FIRST_VALUE))
+        emb.set_factors(torch.from_numpy(rows[seen]), torch.from_numpy(scale * q[seen]))
+
     def profiles(self, user_x: torch.Tensor, item_x: torch.Tensor):
         return self.user_embedder(user_x), self.item_embedder(item_x)
 
@@ -113,10 +142,14 @@ class Recommender(nn.Module):
 
 
 def build_recommender(user_layout, item_layout, field_dim: int, embed_dim: int, hidden: int,
-                      rating_mean: float, item_bias_field: Optional[str] = None) -> Recommender:
+                      rating_mean: float, item_bias_field: Optional[str] = None, taste_dim: int = 0) -> Recommender:
     """The recommender; ``item_bias_field`` (the item identity field's name, or None) adds the item
-    bias b_i (docs/algorithm.md)."""
+    bias b_i, and with it ``taste_dim`` > 0 the item taste factors and the head's taste vector
+    (docs/algorithm.md)."""
+    taste_dim = taste_dim if item_bias_field else 0
     user_dim = profile_dim(user_layout, field_dim)
-    item_dim = profile_dim(item_layout, field_dim) + (1 if item_bias_field else 0)
-    head = RatingHead(user_dim, item_dim, embed_dim, hidden, rating_mean, item_bias=bool(item_bias_field))
-    return Recommender(user_layout, item_layout, field_dim, head, item_bias_field=item_bias_field)
+    item_dim = profile_dim(item_layout, field_dim) + (1 if item_bias_field else 0) + taste_dim
+    head = RatingHead(user_dim, item_dim, embed_dim, hidden, rating_mean, item_bias=bool(item_bias_field),
+                      taste_dim=taste_dim)
+    return Recommender(user_layout, item_layout, field_dim, head, item_bias_field=item_bias_field,
+                       taste_dim=taste_dim)

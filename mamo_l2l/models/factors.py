@@ -1,0 +1,57 @@
+"""Item taste factors' starting values (``model.taste_dim``; docs/algorithm.md, "The recommender"):
+alternating least squares with biases on the training tasks' ratings.
+
+r_ui ~ mu + b_u + b_i + p_u . q_i, each half-step a ridge regression per user (per item) of the
+ratings minus the other biases on the other side's factors and a constant, penalty ``penalty`` on
+factors and bias alike. Only the item factors q_i are returned: the users of the training tasks are
+not the users the model will meet (a user's taste is fitted from the support set by the local
+update, the model's own inner loop), and the item biases have their own start (shrunk means).
+Plain numpy; the cost is one (k+1) x (k+1) solve per user and per item per iteration.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: ridge penalty and ALS iterations of the start (docs/algorithm.md)
+PENALTY = 20.0
+ITERATIONS = 6
+
+
+def _groups(keys: np.ndarray, n: int):
+    """Row indices of each key 0..n-1 (a list of arrays), by one stable sort."""
+    order = np.argsort(keys, kind="stable")
+    bounds = np.searchsorted(keys[order], np.arange(n + 1))
+    return [order[bounds[j]:bounds[j + 1]] for j in range(n)]
+
+
+def _half_step(rows, other, target, k, penalty, out, out_bias):
+    eye = penalty * np.eye(k + 1)
+    for j, idx in enumerate(rows):
+        if idx.size == 0:
+            continue
+        x = np.empty((idx.size, k + 1))
+        x[:, :k] = other[idx]
+        x[:, k] = 1.0
+        w = np.linalg.solve(x.T @ x + eye, x.T @ target[idx])
+        out[j], out_bias[j] = w[:k], w[k]
+
+
+def als_item_factors(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
+                     k: int, seed: int, penalty: float = PENALTY, iterations: int = ITERATIONS) -> np.ndarray:
+    """Item factors [n_items, k] (float32) of ALS with biases; items without a rating keep 0.
+
+    ``users``/``items``/``ratings``: one entry per training rating (user and item indices)."""
+    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+    r = np.asarray(ratings, np.float64)
+    rng = np.random.default_rng([seed, 0xA15])
+    p = rng.normal(0.0, 0.1, (n_users, k))
+    q = rng.normal(0.0, 0.1, (n_items, k))
+    b_u, b_i = np.zeros(n_users), np.zeros(n_items)
+    mu = float(r.mean()) if r.size else 0.0
+    by_user, by_item = _groups(users, n_users), _groups(items, n_items)
+    for _ in range(iterations):
+        _half_step(by_user, q[items], r - mu - b_i[items], k, penalty, p, b_u)
+        _half_step(by_item, p[users], r - mu - b_u[users], k, penalty, q, b_i)
+    rated = np.bincount(items, minlength=n_items) > 0
+    q[~rated] = 0.0
+    return q.astype(np.float32)

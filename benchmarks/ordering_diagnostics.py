@@ -55,7 +55,7 @@ def _ridge_taste(run, penalties):
     model, data, head = run.model, run.bundle.data, run.model.head
     if not hasattr(head, "item_net"):
         return None
-    with_bias = bool(getattr(head, "item_bias", False))
+    extra = getattr(head, "extra", 1 if getattr(head, "item_bias", False) else 0)   # columns item_net skips
     fits = {lam: [] for lam in penalties}
     starts, truth = [], []
     for t in run.bundle.splits.valid:
@@ -67,8 +67,8 @@ def _ridge_taste(run, penalties):
             params = {**dict(head.named_parameters()), **overrides}
             ys = torch.func.functional_call(head, params, (p_u, p_s)).numpy()
             yq = torch.func.functional_call(head, params, (p_u, p_q)).numpy()
-            es = head.item_net(p_s[:, :-1] if with_bias else p_s).numpy()
-            eq = head.item_net(p_q[:, :-1] if with_bias else p_q).numpy()
+            es = head.item_net(p_s[:, :p_s.shape[-1] - extra]).numpy()
+            eq = head.item_net(p_q[:, :p_q.shape[-1] - extra]).numpy()
         xs, xq = np.c_[es, np.ones(len(es))], np.c_[eq, np.ones(len(eq))]
         resid = t.support_ratings - ys
         for lam in penalties:

@@ -83,7 +83,7 @@ class ModelConfig:
     preference_memory: str = "written"  # written | learned: how M_UI changes (docs/algorithm.md)
     item_bias: bool = True       # a learned per-item bias b_i added to the rating (needs data.item_id_feature)
     item_bias_shrinkage: float = 10.0  # b_i starts at the training item mean shrunk by this many pseudo-ratings
-    taste_dim: int = 0           # item taste factors q_i and a per-user taste vector fitted by the local update (needs item_bias)
+    taste_dim: int = 32          # item taste factors q_i and a per-user taste vector fitted by the local update (off without the item bias)
     taste_scale: float = 12.0    # q_i starts at this times the ALS item factors of the training ratings
     identity_dropout: float = 0.2  # share of item identities read as UNKNOWN in each training epoch
     choice_prior: bool = True    # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
@@ -103,9 +103,6 @@ class ModelConfig:
             raise MamoError("config key model.item_bias_shrinkage must be >= 0")
         if self.taste_dim < 0 or self.taste_scale < 0:
             raise MamoError("config keys model.taste_dim and model.taste_scale must be >= 0")
-        if self.taste_dim and not self.item_bias:
-            raise MamoError("config key model.taste_dim > 0 needs model.item_bias: true (the taste factors "
-                            "live on the item identity, as the bias does)")
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))

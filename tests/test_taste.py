@@ -71,7 +71,10 @@ def test_taste_term_adds_q_dot_t_and_needs_the_item_bias():
         head.taste.copy_(torch.tensor([1.0, -1.0, 0.5, 2.0]))
     assert torch.allclose(model(user_x, item_x).detach() - before, q @ head.taste.detach(), atol=1e-5)
     with pytest.raises(MamoError, match="taste_dim"):
-        Config.from_dict({"model": {"taste_dim": 4, "item_bias": False}}).validate()
+        Config.from_dict({"model": {"taste_dim": -1}}).validate()
+    torch.manual_seed(0)
+    no_bias, _ = build_model("mamo", ModelConfig(taste_dim=K, item_bias=False), data, 3.0)   # off with the bias
+    assert no_bias.item_embedder.factors is None and not hasattr(no_bias.head, "taste")
     plain, _ = _build(data=synthetic.encoded())                          # no identity field: no factors
     assert plain.item_embedder.factors is None and not hasattr(plain.head, "taste")
 

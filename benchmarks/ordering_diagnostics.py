@@ -10,6 +10,12 @@ as ``mamo-l2l train`` writes it) it prints the validation nDCG@3 (and MAE) of:
   item embedding e_i (the item network's output) and a constant, for each penalty in ``--ridge``:
   how much per-user taste, linear in the learned item space, the support set reveals. All
   penalties are printed (choosing one here would be choosing on the same users).
+- with ``--als K``: the same question in a collaborative item space: item factors of ALS with
+  biases on the training tasks' ratings (mamo_l2l/models/factors.py, rank K), each validation user
+  folded in from the support set, (a) by ridge (the ``--ridge`` penalties) and (b) by one
+  gradient step from zero, b_i + a q_i . mean_s((r_s - b_s - mean) q_s), for a in ``--steps``;
+  the shrunk item means (where the model's item bias starts) alone are the reference. This is what ``model.taste_dim`` builds into the
+  model (docs/algorithm.md, "Taste factors").
 
     python benchmarks/ordering_diagnostics.py runs/mamo-s0 runs/mamo-s1 runs/mamo-s2
 """
@@ -81,10 +87,43 @@ def _ridge_taste(run, penalties):
     return out
 
 
+def _als_fold_in(run, k, penalties, steps):
+    """Validation nDCG@3 of the shrunk item means alone, + ridge fold-in, + one-step fold-in."""
+    from mamo_l2l.metrics import scenario_metrics
+    from mamo_l2l.models import factors
+    sp, n_items = run.bundle.splits, len(run.bundle.data.item_ids)
+    tasks = sp.train
+    users = np.concatenate([np.full(len(t.support_items) + len(t.query_items), j) for j, t in enumerate(tasks)])
+    items = np.concatenate([np.r_[t.support_items, t.query_items] for t in tasks])
+    r = np.concatenate([np.r_[t.support_ratings, t.query_ratings] for t in tasks]).astype(np.float64)
+    q = factors.als_item_factors(users, items, r, len(tasks), n_items, k, seed=run.config.train.seed).astype(np.float64)
+    # item biases: the shrunk training means, where the model's item bias starts
+    mu, n = r.mean(), np.bincount(items, minlength=n_items)
+    b_i = (np.bincount(items, weights=r, minlength=n_items) - n * mu) / (n + run.config.model.item_bias_shrinkage)
+    truth, base = [], []
+    ridge = {lam: [] for lam in penalties}
+    one = {a: [] for a in steps}
+    for t in sp.valid:
+        y = t.support_ratings - mu - b_i[t.support_items]
+        xs, xq = np.c_[q[t.support_items], np.ones(y.size)], np.c_[q[t.query_items], np.ones(len(t.query_items))]
+        for lam in penalties:
+            w = np.linalg.solve(xs.T @ xs + lam * np.eye(k + 1), xs.T @ y)
+            ridge[lam].append(b_i[t.query_items] + xq @ w)
+        g = q[t.support_items].T @ (y - y.mean()) / y.size
+        for a in steps:
+            one[a].append(b_i[t.query_items] + a * q[t.query_items] @ g)
+        base.append(b_i[t.query_items])
+        truth.append(t.query_ratings)
+    nd = lambda p: scenario_metrics(p, truth)["ndcg@3"]
+    return nd(base), {lam: nd(p) for lam, p in ridge.items()}, {a: nd(p) for a, p in one.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="run folders (each with best.pt)")
     ap.add_argument("--ridge", default="1,10,100,1000", help="comma-separated ridge penalties")
+    ap.add_argument("--als", type=int, default=0, help="also fold users into ALS item factors of this rank")
+    ap.add_argument("--steps", default="0.3,1,3,10", help="comma-separated one-step weights a (with --als)")
     args = ap.parse_args()
     from mamo_l2l.api import load_run
     penalties = [float(x) for x in args.ridge.split(",")]
@@ -100,6 +139,12 @@ def main() -> None:
         if ridge is not None:
             print(f"  start {ridge['start']:.4f}; + per-user ridge taste on e_i: "
                   + " | ".join(f"penalty {lam:g}: {ridge[lam]:.4f}" for lam in penalties), flush=True)
+        if args.als:
+            steps = [float(x) for x in args.steps.split(",")]
+            base, by_ridge, by_step = _als_fold_in(run, args.als, penalties, steps)
+            print(f"  ALS rank {args.als}: shrunk item means alone {base:.4f}; ridge fold-in "
+                  + " | ".join(f"penalty {lam:g}: {v:.4f}" for lam, v in by_ridge.items())
+                  + "; one step " + " | ".join(f"a {a:g}: {v:.4f}" for a, v in by_step.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,15 @@ ITERATIONS = 6
 
 
 def _groups(keys: np.ndarray, n: int):
-    """Row indices of each key 0..n-1 (a list of arrays), by one stable sort."""
+    """(key, row indices) for every key 0..n-1 that occurs, by one stable sort."""
     order = np.argsort(keys, kind="stable")
     bounds = np.searchsorted(keys[order], np.arange(n + 1))
-    return [order[bounds[j]:bounds[j + 1]] for j in range(n)]
+    return [(j, order[bounds[j]:bounds[j + 1]]) for j in np.flatnonzero(np.diff(bounds))]
 
 
 def _half_step(rows, other, target, k, penalty, out, out_bias):
     eye = penalty * np.eye(k + 1)
-    for j, idx in enumerate(rows):
-        if idx.size == 0:
-            continue
+    for j, idx in rows:
         x = np.empty((idx.size, k + 1))
         x[:, :k] = other[idx]
         x[:, k] = 1.0

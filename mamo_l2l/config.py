@@ -85,7 +85,7 @@ class ModelConfig:
     item_bias_shrinkage: float = 10.0  # b_i starts at the training item mean shrunk by this many pseudo-ratings
     taste_dim: int = 32          # item taste factors q_i and a per-user taste vector fitted by the local update (off without the item bias)
     taste_scale: float = 12.0    # q_i starts at this times the ALS item factors of the training ratings
-    identity_dropout: float = 0.2  # share of item identities read as UNKNOWN in each training epoch
+    identity_dropout: float = 0.5  # share of item identities read as UNKNOWN in each training epoch
     choice_prior: bool = True    # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
 
     def validate(self) -> None:

@@ -36,6 +36,25 @@ def tasks(data: EncodedDataset, n: int = 6, seed: int = 1, n_query: int = 5):
     return out
 
 
+def with_identity():
+    """(data with an item identity field over the tasks' items, the tasks): for the item bias and
+    the taste factors, which live on the identity."""
+    import types
+    from mamo_l2l.data.identity import add_item_identity
+    data = encoded()
+    train = tasks(data)
+    return add_item_identity(data, types.SimpleNamespace(train=train)), train
+
+
+def build_with_identity(model_name="mamo", data=None, **model_cfg):
+    """(model, algorithm) of ``model_name`` on ``with_identity()`` data (or ``data``), seeded."""
+    from mamo_l2l.algorithms import build_model
+    from mamo_l2l.config import ModelConfig
+    data = data if data is not None else with_identity()[0]
+    torch.manual_seed(0)
+    return build_model(model_name, ModelConfig(**model_cfg), data, 3.0)
+
+
 class _NoEncoders:
     def to_dict(self):
         return {"synthetic": True}

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mamo_l2l.algorithms import build_model
 from mamo_l2l.backends import get_backend
 from mamo_l2l.backends.base import InnerLoop
-from mamo_l2l.config import ModelConfig
 from mamo_l2l.data.batching import pad_tasks
 from mamo_l2l.data.identity import add_item_identity
 
@@ -17,15 +15,11 @@ import synthetic
 
 
 def _data_and_tasks():
-    data = synthetic.encoded()
-    tasks = synthetic.tasks(data)
-    return add_item_identity(data, types.SimpleNamespace(train=tasks)), tasks
+    return synthetic.with_identity()
 
 
 def _build(model_name="mamo", item_bias=True, data=None):
-    data = data if data is not None else _data_and_tasks()[0]
-    torch.manual_seed(0)
-    return build_model(model_name, ModelConfig(item_bias=item_bias), data, 3.0)
+    return synthetic.build_with_identity(model_name, data, item_bias=item_bias)
 
 
 def _bias_of(model, data, items):

@@ -1,6 +1,5 @@
 """Item taste factors and the per-user taste vector (model.taste_dim, docs/algorithm.md "The
 recommender"): the ALS start, the prediction term, what one local step fits, backends agree."""
-import types
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from mamo_l2l.backends import get_backend
 from mamo_l2l.backends.base import InnerLoop
 from mamo_l2l.config import Config, ModelConfig
 from mamo_l2l.data.batching import pad_tasks
-from mamo_l2l.data.identity import add_item_identity
 from mamo_l2l.errors import MamoError
 from mamo_l2l.models.factors import als_item_factors
 
@@ -21,15 +19,11 @@ K = 4
 
 
 def _data_and_tasks():
-    data = synthetic.encoded()
-    tasks = synthetic.tasks(data)
-    return add_item_identity(data, types.SimpleNamespace(train=tasks)), tasks
+    return synthetic.with_identity()
 
 
 def _build(model_name="mamo", data=None, taste_dim=K):
-    data = data if data is not None else _data_and_tasks()[0]
-    torch.manual_seed(0)
-    return build_model(model_name, ModelConfig(taste_dim=taste_dim), data, 3.0)
+    return synthetic.build_with_identity(model_name, data, taste_dim=taste_dim)
 
 
 def test_als_recovers_a_low_rank_rating_matrix_better_than_item_means():

@@ -89,14 +89,14 @@ def _ridge_taste(run, penalties):
 
 def _als_fold_in(run, k, penalties, steps):
     """Validation nDCG@3 of the shrunk item means alone, + ridge fold-in, + one-step fold-in."""
+    from mamo_l2l.data.batching import rating_tasks, task_ratings
     from mamo_l2l.metrics import scenario_metrics
     from mamo_l2l.models import factors
     sp, n_items = run.bundle.splits, len(run.bundle.data.item_ids)
     tasks = sp.train
-    users = np.concatenate([np.full(len(t.support_items) + len(t.query_items), j) for j, t in enumerate(tasks)])
-    items = np.concatenate([np.r_[t.support_items, t.query_items] for t in tasks])
-    r = np.concatenate([np.r_[t.support_ratings, t.query_ratings] for t in tasks]).astype(np.float64)
-    q = factors.als_item_factors(users, items, r, len(tasks), n_items, k, seed=run.config.train.seed).astype(np.float64)
+    items, r = task_ratings(tasks)
+    q = factors.als_item_factors(rating_tasks(tasks), items, r, len(tasks), n_items, k,
+                                 seed=run.config.train.seed).astype(np.float64)
     # item biases: the shrunk training means, where the model's item bias starts
     mu, n = r.mean(), np.bincount(items, minlength=n_items)
     b_i = (np.bincount(items, weights=r, minlength=n_items) - n * mu) / (n + run.config.model.item_bias_shrinkage)

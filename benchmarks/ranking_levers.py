@@ -13,7 +13,6 @@ prints the validation item-mean nDCG@3 and the popularity Recall@10 per seed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -23,16 +22,11 @@ import torch
 
 def masked_identity_metrics(run):
     """Validation MAE and nDCG@3 with every item identity read as UNKNOWN."""
-    from mamo_l2l.data.types import UNKNOWN
+    from mamo_l2l.data.identity import mask_identity
     from mamo_l2l.metrics import scenario_metrics
     from mamo_l2l.scoring import predict_tasks
-    data = run.bundle.data
-    x = np.array(data.item_x, copy=True)
-    for f in data.item_layout:
-        if f.identity:
-            x[:, f.start] = UNKNOWN
     valid = run.bundle.splits.valid
-    preds = predict_tasks(run.model, run.algorithm, run.backend, valid, dataclasses.replace(data, item_x=x), run.inner)
+    preds = predict_tasks(run.model, run.algorithm, run.backend, valid, mask_identity(run.bundle.data), run.inner)
     return scenario_metrics(preds, [t.query_ratings for t in valid])
 
 

@@ -14,7 +14,7 @@ from typing import List
 import numpy as np
 import torch
 
-from .data.batching import task_ratings
+from .data.batching import rating_tasks, task_ratings
 from .faults import check_finite
 
 
@@ -38,8 +38,7 @@ class SupervisedEpochs:
         tasks = run.bundle.splits.train
         self.items, ratings = task_ratings(tasks)
         self.ratings = ratings.astype(np.float32)
-        self.users = np.concatenate([np.full(len(t.support_items) + len(t.query_items), t.user, dtype=np.int64)
-                                     for t in tasks])
+        self.users = np.array([t.user for t in tasks], dtype=np.int64)[rating_tasks(tasks)]
         self.total = int(self.ratings.size)
 
     def run_epoch(self, epoch: int, bar=None) -> List[float]:

@@ -101,3 +101,15 @@ def test_pretraining_is_refused_for_models_it_does_not_apply_to():
         fit(synthetic.bundle(cfg), cfg, model_name="supervised", progress=False)
     with pytest.raises(MamoError, match="pretrain_epochs"):
         Config.from_dict({"train": {"pretrain_epochs": -1}}).validate()
+
+
+def test_rating_tasks_names_the_task_of_every_rating_in_task_ratings_order():
+    from mamo_l2l.data.batching import rating_tasks, task_ratings
+    data = synthetic.encoded()
+    tasks = synthetic.tasks(data, n=4, n_query=3)
+    items, _ = task_ratings(tasks)
+    owner = rating_tasks(tasks)
+    assert owner.dtype == np.int64 and owner.shape == items.shape
+    for j, t in enumerate(tasks):
+        assert np.array_equal(items[owner == j], np.concatenate([t.support_items, t.query_items]))
+    assert rating_tasks([]).size == 0

@@ -125,6 +125,13 @@ def task_ratings(tasks: Sequence[Task]):
     return items.astype(np.int64), ratings.astype(np.float64)
 
 
+def rating_tasks(tasks: Sequence[Task]) -> np.ndarray:
+    """For every rating of ``task_ratings(tasks)``, in the same order, the index of its task
+    (int64): e.g. ``np.array([t.user for t in tasks])[rating_tasks(tasks)]`` is each rating's user."""
+    sizes = [len(t.support_items) + len(t.query_items) for t in tasks]
+    return np.repeat(np.arange(len(tasks), dtype=np.int64), sizes)
+
+
 def user_rows(tasks: Sequence[Task], data: EncodedDataset) -> torch.Tensor:
     """Feature rows [n, S_u] of the distinct users of the tasks (in user index order)."""
     users = np.unique(np.asarray([t.user for t in tasks], dtype=np.int64))

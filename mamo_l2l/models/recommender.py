@@ -119,13 +119,11 @@ class Recommender(nn.Module):
         emb = self.item_embedder
         if emb.factors is None or not tasks:
             return
+        from ..data.batching import rating_tasks, task_ratings
         from .factors import als_item_factors
-        users = np.concatenate([np.full(len(t.support_items) + len(t.query_items), j, dtype=np.int64)
-                                for j, t in enumerate(tasks)])
-        items = np.concatenate([np.concatenate([t.support_items, t.query_items]) for t in tasks])
-        ratings = np.concatenate([np.concatenate([t.support_ratings, t.query_ratings]) for t in tasks])
+        items, ratings = task_ratings(tasks)
         n_items = item_x.shape[0]
-        q = als_item_factors(users, items, ratings, len(tasks), n_items, emb.factors.embedding_dim, seed)
+        q = als_item_factors(rating_tasks(tasks), items, ratings, len(tasks), n_items, emb.factors.embedding_dim, seed)
         rows = np.asarray(item_x)[:, emb.bias_column].astype(np.int64)
         seen = np.flatnonzero((np.bincount(items, minlength=n_items) > 0) & (rows >= FIRST_VALUE))
         emb.set_factors(torch.from_numpy(rows[seen]), torch.from_numpy(scale * q[seen]))

@@ -55,6 +55,14 @@ def build_with_identity(model_name="mamo", data=None, **model_cfg):
     return build_model(model_name, ModelConfig(**model_cfg), data, 3.0)
 
 
+def grads(model, loss):
+    """d loss / d p for every parameter of ``model``, in ``model.parameters()`` order (zeros where
+    the loss does not depend on it): what the backend-agreement tests compare."""
+    params = list(model.parameters())
+    gs = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
+
+
 class _NoEncoders:
     def to_dict(self):
         return {"synthetic": True}

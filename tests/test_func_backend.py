@@ -26,12 +26,6 @@ NO_WRITES = ("maml", "melu")
 WRITE_FIELDS = ("attention", "profile", "grad_user", "pref")
 
 
-def _grads(model, loss):
-    params = list(model.parameters())
-    gs = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
-
-
 def _setup(model_name):
     data = synthetic.encoded()
     torch.manual_seed(0)
@@ -43,7 +37,7 @@ def _run(backend, model_name, tasks, first_order=False, steps=1, training=True):
     data, model, algo = _setup(model_name)
     batch = pad_tasks(tasks(data) if callable(tasks) else tasks, data)
     out = get_backend(backend).run_batch(model, algo, batch, InnerLoop(steps, 0.05, first_order), training=training)
-    grads = _grads(model, out.query_loss.mean()) if training else None
+    grads = synthetic.grads(model, out.query_loss.mean()) if training else None
     return out, grads, model
 
 
@@ -104,7 +98,7 @@ def test_padding_changes_nothing(model_name, first_order):
         assert out.query_loss[k].item() == pytest.approx(alone.query_loss[0].item(), abs=1e-6)
         assert torch.allclose(out.query_pred[k, :3], alone.query_pred[0], atol=1e-6)
         assert torch.equal(out.query_pred[k, 3:], torch.zeros(5))   # padded predictions are 0
-        for x, y in zip(_grads(model, out.query_loss[k]), g_alone):
+        for x, y in zip(synthetic.grads(model, out.query_loss[k]), g_alone):
             assert torch.allclose(x, y, atol=1e-6)
         if model_name == "mamo":
             for f in WRITE_FIELDS:

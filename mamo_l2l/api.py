@@ -89,7 +89,7 @@ def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device:
         config = config.override("train", device=device, backend=backend)
     check_device(config.train.device)   # before any data is read
     bundle = load_data(config, cache_dir=cache_dir, progress=progress)
-    run = build_run(bundle, config, ckpt["model_name"])
+    run = build_run(bundle, config, ckpt["model_name"], fresh=False)   # the checkpoint's state replaces the start
     check_compatible(ckpt, run, checkpoint, allow=("train.backend",))   # evaluating with another backend is allowed
     try:
         run.model.load_state_dict(ckpt["state_dict"])

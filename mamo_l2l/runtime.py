@@ -106,16 +106,18 @@ def threads_for(config: Config) -> int:
     return _TORCH_DEFAULT_THREADS if backend_info(config.train.backend).batched else 1
 
 
-def build_run(bundle: DataBundle, config: Config, model_name: str) -> Run:
-    """A freshly initialised model (seeded by config.train.seed) and its backend."""
+def build_run(bundle: DataBundle, config: Config, model_name: str, fresh: bool = True) -> Run:
+    """A freshly initialised model (seeded by config.train.seed) and its backend. ``fresh``: also
+    start the item bias and the taste factors from the training ratings; a caller that loads a
+    checkpoint's state over the model right away passes False (the ALS start takes seconds)."""
     torch.set_num_threads(threads_for(config))
     torch.manual_seed(config.train.seed)
     model, algorithm = build_model(model_name, config.model, bundle.data, rating_mean(bundle.splits))
     init_item_bias = getattr(model, "init_item_bias", None)
-    if init_item_bias is not None:   # training item means, shrunk (docs/algorithm.md); no-op without a bias
+    if fresh and init_item_bias is not None:   # training item means, shrunk (docs/algorithm.md); no-op without a bias
         init_item_bias(*task_ratings(bundle.splits.train), bundle.data.item_x, config.model.item_bias_shrinkage)
     init_item_factors = getattr(model, "init_item_factors", None)
-    if init_item_factors is not None:   # ALS on the training ratings (models/factors.py); no-op without factors
+    if fresh and init_item_factors is not None:   # ALS on the training ratings (models/factors.py); no-op without factors
         init_item_factors(bundle.splits.train, bundle.data.item_x, config.model.taste_scale, config.train.seed)
     model.to(config.train.device)
     return Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)

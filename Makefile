@@ -5,10 +5,14 @@ MAMO := $(VENV)/bin/mamo-l2l
 DATASET ?= ml-100k
 SEED ?= 0
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint demo bench clean
 
 install:
 	bash scripts/install.sh
+
+# ruff (ruff.toml: line length, unused imports, import order); the import contract is tests/test_layers.py
+lint: install
+	$(VENV)/bin/ruff check .
 
 # set up, then run the whole test suite
 test: install

@@ -1,7 +1,7 @@
 """Tables from the finished runs of a `mamo-l2l compare` output folder, without training anything:
 for a comparison stopped before every run finished, or whose runs were made by an earlier
 version of the code (compare itself would retrain those). Only seeds that every model finished
-are used; the paired comparison is that of compare (mamo_l2l/compare.py).
+are used; the paired comparison is that of compare (mamo_l2l/api/comparison.py).
 
     python benchmarks/aggregate_runs.py results/ml-1m-steps5 --models mamo,maml,melu --paired-with mamo
 """
@@ -18,8 +18,9 @@ def main() -> None:
     ap.add_argument("--paired-with", default=None)
     ap.add_argument("--write", default=None, help="write the markdown here (default: print it)")
     args = ap.parse_args()
-    from mamo_l2l.compare import aggregate, format_markdown, paired_comparison, run_dir
-    from mamo_l2l.runfiles import read_metrics
+    from mamo_l2l.api.comparison import run_dir
+    from mamo_l2l.api.report import aggregate, format_markdown, paired_comparison
+    from mamo_l2l.training.runfiles import read_metrics
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     per_run = {m: {} for m in models}
     for m in models:

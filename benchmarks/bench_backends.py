@@ -93,7 +93,7 @@ def ml1m_like(seed: int = 0):
 
 
 def make_data(path: Path, seed: int) -> dict:
-    from mamo_l2l.config import DataConfig
+    from mamo_l2l.core.config import DataConfig
     from mamo_l2l.data.protocol import build_splits
     from mamo_l2l.data.types import SCENARIOS
     data = ml1m_like(seed)
@@ -109,14 +109,13 @@ def make_data(path: Path, seed: int) -> dict:
 # ------------------------------------------------------------------ one (backend, model) in its own process
 def worker(args) -> dict:
     import torch
+
     from mamo_l2l.algorithms import build_model
     from mamo_l2l.backends import get_backend
     from mamo_l2l.backends.base import InnerLoop
-    from mamo_l2l.config import ModelConfig
+    from mamo_l2l.core.config import ModelConfig
     from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
-    from mamo_l2l.data.types import SCENARIOS
-    from mamo_l2l.scoring import predict_tasks
-    from mamo_l2l.runtime import rating_mean
+    from mamo_l2l.training.run import rating_mean
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,45 +147,59 @@ def worker(args) -> dict:
 
     groups = list(MetaBatchSampler(splits.train, args.meta_batch, args.seed).epoch(1))
     limit = len(groups) if args.train_tasks <= 0 else -(-args.train_tasks // args.meta_batch)
-    for g in groups[:args.warmup]:
-        train_step(g)
-    timed = groups[args.warmup:args.warmup + limit]
+    n_train, train_s, train_cpu = time_steps(train_step, groups, args.warmup, limit, sync)
+    train_rate = n_train / train_s
+
+    out = {"backend": args.backend, "model": args.model, "train_tasks": n_train, "train_tasks_per_s": train_rate,
+           "epoch_s": len(splits.train) / train_rate,
+           # tasks per CPU-second (all threads): with --threads 1, a figure that other jobs barely move
+           "train_tasks_per_cpu_s": n_train / max(train_cpu, 1e-9)}
+    out.update(time_evaluation(args, model, algo, backend, inner, data, splits, sync))
+    if cuda:
+        out["peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    else:
+        out["peak_mib"] = rss_mib() - base_rss
+    return out
+
+
+def time_steps(step, groups, warmup: int, limit: int, sync):
+    """(tasks, wall seconds, CPU seconds) of ``step`` over ``limit`` groups after ``warmup`` untimed ones."""
+    for g in groups[:warmup]:
+        step(g)
+    timed = groups[warmup:warmup + limit]
     sync()
     t0, c0 = time.perf_counter(), time.process_time()
     for g in timed:
-        train_step(g)
+        step(g)
     sync()
-    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    n_train = sum(len(g) for g in timed)
-    train_rate = n_train / train_s
+    return sum(len(g) for g in timed), time.perf_counter() - t0, time.process_time() - c0
+
+
+def time_evaluation(args, model, algo, backend, inner, data, splits, sync) -> dict:
+    """Evaluation tasks/s over a seeded sample of the test tasks (and, with --full-eval, every one)."""
+    from mamo_l2l.data.types import SCENARIOS
+    from mamo_l2l.evaluation.scoring import predict_tasks
 
     all_test = [t for s in SCENARIOS for t in splits.test[s]]
     pick = np.random.default_rng(args.seed).permutation(len(all_test))
     sample = [all_test[i] for i in (pick if args.eval_tasks <= 0 else pick[:args.eval_tasks])]
-    predict_tasks(model, algo, backend, sample[:backend.eval_chunk], data, inner, device)   # warm-up
+    predict_tasks(model, algo, backend, sample[:backend.eval_chunk], data, inner, args.device)   # warm-up
     sync()
     t0, c0 = time.perf_counter(), time.process_time()
-    predict_tasks(model, algo, backend, sample, data, inner, device)
+    predict_tasks(model, algo, backend, sample, data, inner, args.device)
     sync()
     eval_rate = len(sample) / (time.perf_counter() - t0)
     eval_cpu = time.process_time() - c0
-    out = {"backend": args.backend, "model": args.model, "train_tasks": n_train, "train_tasks_per_s": train_rate,
-           "epoch_s": len(splits.train) / train_rate, "eval_tasks": len(sample), "eval_tasks_per_s": eval_rate,
+    out = {"eval_tasks": len(sample), "eval_tasks_per_s": eval_rate,
            "eval_all_s": len(all_test) / eval_rate, "eval_all_measured": False,
-           # tasks per CPU-second (all threads): with --threads 1, a figure that other jobs barely move
-           "train_tasks_per_cpu_s": n_train / max(train_cpu, 1e-9),
            "eval_tasks_per_cpu_s": len(sample) / max(eval_cpu, 1e-9)}
     if args.full_eval:
         sync()
         t0 = time.perf_counter()
         for s in SCENARIOS:
-            predict_tasks(model, algo, backend, splits.test[s], data, inner, device)
+            predict_tasks(model, algo, backend, splits.test[s], data, inner, args.device)
         sync()
         out.update(eval_all_s=time.perf_counter() - t0, eval_all_measured=True)
-    if cuda:
-        out["peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
-    else:
-        out["peak_mib"] = rss_mib() - base_rss
     return out
 
 
@@ -197,12 +210,13 @@ def profile(args) -> None:
 
     import torch
     import torch.profiler as tp
+
     from mamo_l2l.algorithms import build_model
     from mamo_l2l.backends import get_backend
     from mamo_l2l.backends.base import InnerLoop
-    from mamo_l2l.config import ModelConfig
+    from mamo_l2l.core.config import ModelConfig
     from mamo_l2l.data.batching import MetaBatchSampler, pad_tasks
-    from mamo_l2l.runtime import rating_mean
+    from mamo_l2l.training.run import rating_mean
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -247,7 +261,7 @@ def profile(args) -> None:
 
 
 # ------------------------------------------------------------------ driver
-def main() -> None:
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backends", default="l2l,higher,func")
     ap.add_argument("--models", default="mamo,maml")
@@ -271,7 +285,11 @@ def main() -> None:
     ap.add_argument("--backend", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.worker:
         print("RESULT " + json.dumps(worker(args)), flush=True)
         return

@@ -26,15 +26,14 @@ def peak_rss_mib() -> float:
 
 
 def cfg_of(args):
-    from mamo_l2l.config import DataConfig
+    from mamo_l2l.core.config import DataConfig
     return DataConfig(dataset=args.dataset, data_dir=args.data_dir, format=args.format)
 
 
 def run_raw(args) -> dict:
     from mamo_l2l.data.features import FeatureEncoders
-    from mamo_l2l.data.pipeline import prepare, source_dir
+    from mamo_l2l.data.prepare import load_raw, prepare, source_dir
     from mamo_l2l.data.protocol import build_splits
-    from mamo_l2l.data.pipeline import load_raw
     cfg = cfg_of(args)
     folder = source_dir(cfg, args.cache_dir, progress=False)
     t0 = time.perf_counter()
@@ -57,7 +56,7 @@ def run_raw(args) -> dict:
 
 def run_cached(args) -> dict:
     t0 = time.perf_counter()
-    from mamo_l2l.data.pipeline import prepare
+    from mamo_l2l.data.prepare import prepare
     _, splits, _ = prepare(cfg_of(args), args.seed, cache_dir=args.cache_dir, progress=False)
     return {"cached_s": time.perf_counter() - t0, "train_tasks": len(splits.train),
             "peak_rss_mib": peak_rss_mib()}

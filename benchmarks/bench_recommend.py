@@ -100,6 +100,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_health(server, url: str, limit_s: float = 120.0) -> None:
+    """Until the server answers /health (RuntimeError when it exits or does not answer in time)."""
+    import httpx
+    deadline = time.monotonic() + limit_s
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError("server exited: " + server.stderr.read().decode(errors="replace")[-2000:])
+        try:
+            if httpx.get(url + "/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not answer /health within {limit_s:.0f} s")
+        time.sleep(0.2)
+
+
 def bench_http(checkpoint: Path, rec, seconds: float, clients: int, n_ratings: int, k: int, workers: int = 1,
                backend=None):
     import httpx
@@ -111,18 +128,7 @@ def bench_http(checkpoint: Path, rec, seconds: float, clients: int, n_ratings: i
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError("server exited: " + server.stderr.read().decode(errors="replace")[-2000:])
-            try:
-                if httpx.get(url + "/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not answer /health within 120 s")
-            time.sleep(0.2)
+        wait_for_health(server, url)
         bodies = [{"ratings": [{"item_id": i, "rating": r} for i, r in u], "k": k}
                   for u in random_users(rec.catalog.item_ids, 256, n_ratings, *rec.rating_range, seed=1)]
         with httpx.Client(timeout=10.0) as c:            # warm-up
@@ -189,18 +195,33 @@ def main() -> None:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     rec, (p50, p95) = bench_in_process(checkpoint, args.calls, args.n_ratings, args.k, args.backend)
     print(f"catalogue {len(rec.catalog)} items, model {rec.model_name}, backend {rec.backend.name}, "
-          f"local steps {rec.inner.steps}, torch threads {torch.get_num_threads()}, {args.n_ratings} ratings/user, k={args.k}")
+          f"local steps {rec.inner.steps}, torch threads {torch.get_num_threads()}, "
+          f"{args.n_ratings} ratings/user, k={args.k}")
     print(f"in-process recommend: {args.calls} calls, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     http = bench_http(checkpoint, rec, args.seconds, args.clients, args.n_ratings, args.k, args.workers, args.backend)
-    print(f"HTTP POST /recommend: {args.clients} clients x {http['seconds']:.0f} s, {http['requests']} requests "
-          f"({http['errors']} errors), {http['rps']:.0f} requests/s, p50 {http['p50_ms']:.1f} ms, "
-          f"p95 {http['p95_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms")
-    print(f"CPU per request: server (all its processes) {http['server_cpu_ms_per_request']:.1f} ms, "
-          f"clients (this process) {http['client_cpu_ms_per_request']:.1f} ms; load average before: "
-          f"{load_before}")
+    print(
+        f"HTTP POST /recommend: {args.clients} clients x {http['seconds']:.0f} s, {http['requests']} requests "
+        f"({http['errors']} errors), {http['rps']:.0f} requests/s, p50 {http['p50_ms']:.1f} ms, "
+        f"p95 {http['p95_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms"
+    )
+    print(
+        f"CPU per request: server (all its processes) {http['server_cpu_ms_per_request']:.1f} ms, "
+        f"clients (this process) {http['client_cpu_ms_per_request']:.1f} ms; load average before: "
+        f"{load_before}"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"items": len(rec.catalog), "in_process": {"p50_ms": p50, "p95_ms": p95},
-                                               "http": http, "args": vars(args)}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "items": len(rec.catalog),
+                    "in_process": {"p50_ms": p50, "p95_ms": p95},
+                    "http": http,
+                    "args": vars(args),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

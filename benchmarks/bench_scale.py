@@ -44,7 +44,7 @@ def data_child(args) -> None:
     import logging
     import resource
 
-    from mamo_l2l.data.pipeline import prepare
+    from mamo_l2l.data.prepare import prepare
     cfg = _config(args)
     stages = []
 
@@ -59,10 +59,20 @@ def data_child(args) -> None:
                               refresh=args.refresh)
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "stages": "; ".join(m for m in stages if m.startswith("read ")),
-                      "ratings": int(len(data.rating)), "users": int(len(data.user_ids)),
-                      "items": int(len(data.item_ids)), "train_tasks": len(splits.train)}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "stages": "; ".join(m for m in stages if m.startswith("read ")),
+                "ratings": int(len(data.rating)),
+                "users": int(len(data.user_ids)),
+                "items": int(len(data.item_ids)),
+                "train_tasks": len(splits.train),
+            }
+        )
+    )
 
 
 def run_data(args) -> None:
@@ -71,9 +81,13 @@ def run_data(args) -> None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(1)).stdout
         r = json.loads(out.strip().splitlines()[-1])
         what = "pipeline (read+encode+protocol)" if refresh else "cached load"
-        print(f"data {what}: {r['seconds']:.1f} s wall ({r['cpu_seconds']:.1f} s CPU), peak memory {r['peak_mib']:.0f} MiB "
-              f"({r['ratings']:,} ratings, {r['users']:,} users, {r['items']:,} items, "
-              f"{r['train_tasks']:,} training tasks){' ' + r['stages'] if r['stages'] else ''}", flush=True)
+        print(
+            f"data {what}: {r['seconds']:.1f} s wall ({r['cpu_seconds']:.1f} s CPU), "
+            f"peak memory {r['peak_mib']:.0f} MiB "
+            f"({r['ratings']:,} ratings, {r['users']:,} users, {r['items']:,} items, "
+            f"{r['train_tasks']:,} training tasks){' ' + r['stages'] if r['stages'] else ''}",
+            flush=True,
+        )
 
 
 # ------------------------------------------------------------------ training (N worker processes)
@@ -81,20 +95,21 @@ def train_worker(args) -> None:
     import torch
 
     import mamo_l2l as ml
-    from mamo_l2l import distributed
-    from mamo_l2l.runtime import build_run, training_user_rows
-    from mamo_l2l.train import MetaEpochs, _optimizer
+    from mamo_l2l.training import distributed
+    from mamo_l2l.training.fit import MetaEpochs, make_optimizer
+    from mamo_l2l.training.run import build_run, training_user_rows
+
     world = distributed.init_from_env()
     cfg = _config(args).override("train", threads=args.threads)
     if not world.is_main:
-        world.barrier()              # rank 0 fills the processed cache first
+        world.barrier()  # rank 0 fills the processed cache first
     bundle = ml.load_data(cfg, cache_dir=args.cache_dir, progress=False)
     if world.is_main:
         world.barrier()
     run = build_run(bundle, cfg, "mamo")
     run.algorithm.begin_training(training_user_rows(bundle), cfg.train.seed)
     world.broadcast_module(run.model)
-    epochs = MetaEpochs(run, _optimizer(run.model, cfg))
+    epochs = MetaEpochs(run, make_optimizer(run.model, cfg))
     whole = epochs.sampler.epoch
     epochs.sampler.epoch = lambda e: itertools.islice(whole(e), args.warmup)
     epochs.run_epoch(1)
@@ -104,9 +119,15 @@ def train_worker(args) -> None:
     losses = epochs.run_epoch(1)
     world.barrier()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    result = {"procs": world.size, "threads": torch.get_num_threads(), "batches": len(losses),
-              "seconds": seconds, "cpu_seconds": cpu, "tasks_per_s": len(losses) * cfg.train.meta_batch_size / seconds,
-              "loss": float(sum(losses) / len(losses))}
+    result = {
+        "procs": world.size,
+        "threads": torch.get_num_threads(),
+        "batches": len(losses),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "tasks_per_s": len(losses) * cfg.train.meta_batch_size / seconds,
+        "loss": float(sum(losses) / len(losses)),
+    }
     if world.is_main and args.evaluate:
         started, cpu = time.perf_counter(), time.process_time()
         metrics = ml.evaluate(run, catalogue=args.catalogue)
@@ -124,23 +145,42 @@ def run_train(args) -> None:
         port = _free_port()
         procs = []
         for rank in range(n):
-            env = _env(args.threads, WORLD_SIZE=n, RANK=rank, LOCAL_RANK=rank, LOCAL_WORLD_SIZE=n,
-                       MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-            cmd = [sys.executable, str(HERE), "--train-worker", *_common(args),
-                   *(["--evaluate"] if rank == 0 and n == 1 and args.evaluate else [])]
+            env = _env(
+                args.threads,
+                WORLD_SIZE=n,
+                RANK=rank,
+                LOCAL_RANK=rank,
+                LOCAL_WORLD_SIZE=n,
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=port,
+            )
+            cmd = [
+                sys.executable,
+                str(HERE),
+                "--train-worker",
+                *_common(args),
+                *(["--evaluate"] if rank == 0 and n == 1 and args.evaluate else []),
+            ]
             procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True))
         outs = [p.communicate()[0] for p in procs]
         if any(p.returncode for p in procs):
             raise SystemExit(f"a worker failed: {[p.returncode for p in procs]}")
         r = json.loads(outs[0].strip().splitlines()[-1])
-        print(f"train {r['procs']} process(es) x {r['threads']} thread(s): {r['batches']} meta-batches of "
-              f"{args.meta_batch_size} in {r['seconds']:.1f} s = {r['tasks_per_s']:.0f} tasks/s "
-              f"(rank 0: {r['cpu_seconds']:.1f} s CPU) "
-              f"(mean loss {r['loss']:.4f})", flush=True)
+        print(
+            f"train {r['procs']} process(es) x {r['threads']} thread(s): {r['batches']} meta-batches of "
+            f"{args.meta_batch_size} in {r['seconds']:.1f} s = {r['tasks_per_s']:.0f} tasks/s "
+            f"(rank 0: {r['cpu_seconds']:.1f} s CPU) "
+            f"(mean loss {r['loss']:.4f})",
+            flush=True,
+        )
         if "eval_seconds" in r:
-            print(f"eval (1 process): {r['eval_tasks']:,} test tasks in {r['eval_seconds']:.1f} s "
-                  f"({r['eval_tasks'] / r['eval_seconds']:.0f} tasks/s, {r['eval_cpu_seconds']:.1f} s CPU; catalogue ranking "
-                  f"{r['catalogue_seconds']:.1f} s)", flush=True)
+            print(
+                f"eval (1 process): {r['eval_tasks']:,} test tasks in {r['eval_seconds']:.1f} s "
+                f"({r['eval_tasks'] / r['eval_seconds']:.0f} tasks/s, {r['eval_cpu_seconds']:.1f} s CPU; "
+                f"catalogue ranking "
+                f"{r['catalogue_seconds']:.1f} s)",
+                flush=True,
+            )
 
 
 # ------------------------------------------------------------------ plumbing
@@ -157,9 +197,24 @@ def _env(threads, **extra):
 
 
 def _common(args):
-    out = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--seed", str(args.seed),
-           "--batches", str(args.batches), "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--meta-batch-size", str(args.meta_batch_size), "--backend", args.backend]
+    out = [
+        "--dataset",
+        args.dataset,
+        "--data-dir",
+        args.data_dir,
+        "--seed",
+        str(args.seed),
+        "--batches",
+        str(args.batches),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+        "--meta-batch-size",
+        str(args.meta_batch_size),
+        "--backend",
+        args.backend,
+    ]
     for flag, value in (("--format", args.format), ("--cache-dir", args.cache_dir), ("--config", args.config)):
         if value is not None:
             out += [flag, value]

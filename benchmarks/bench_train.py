@@ -16,7 +16,7 @@ import numpy as np
 
 import mamo_l2l as ml
 from mamo_l2l.data.types import SCENARIOS
-from mamo_l2l.runtime import peak_memory_mib
+from mamo_l2l.training.run import peak_memory_mib
 
 
 def main() -> None:

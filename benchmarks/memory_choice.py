@@ -46,8 +46,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import mamo_l2l as ml
-    from mamo_l2l.diagnostics import memory_summary
-    from mamo_l2l.runtime import training_user_rows
+    from mamo_l2l.algorithms.memory_stats import memory_summary
+    from mamo_l2l.training.run import training_user_rows
 
     seeds = [int(s) for s in args.seeds.split(",")]
     results = []

@@ -14,11 +14,12 @@ as ``mamo-l2l train`` writes it) it prints the validation nDCG@3 (and MAE) of:
   biases on the training tasks' ratings (mamo_l2l/models/factors.py, rank K), each validation user
   folded in from the support set, (a) by ridge (the ``--ridge`` penalties) and (b) by one
   gradient step from zero, b_i + a q_i . mean_s((r_s - b_s - mean) q_s), for a in ``--steps``;
-  the shrunk item means (where the model's item bias starts) alone are the reference. This is what ``model.taste_dim`` builds into the
-  model (docs/algorithm.md, "Taste factors").
+  the shrunk item means (where the model's item bias starts) alone are the reference. This is what
+  ``model.taste_dim`` builds into the model (docs/algorithm.md, "Taste factors").
 
     python benchmarks/ordering_diagnostics.py runs/mamo-s0 runs/mamo-s1 runs/mamo-s2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,8 @@ import torch
 
 def _local_steps(run, steps):
     from mamo_l2l.backends.base import InnerLoop
-    from mamo_l2l.scoring import score_tasks
+    from mamo_l2l.evaluation.scoring import score_tasks
+
     inner = InnerLoop(steps, run.config.train.local_lr, True)
     b = run.bundle
     return score_tasks(run.model, run.algorithm, run.backend, b.splits.valid, b.data, inner)
@@ -38,7 +40,8 @@ def _local_steps(run, steps):
 def _bias_alone(run):
     """(nDCG@3 of the trained bias, nDCG@3 of its starting values) on the validation tasks."""
     from mamo_l2l.data.batching import task_ratings
-    from mamo_l2l.metrics import scenario_metrics
+    from mamo_l2l.evaluation.metrics import scenario_metrics
+
     emb, data, sp = run.model.item_embedder, run.bundle.data, run.bundle.splits
     if getattr(emb, "bias", None) is None:
         return None
@@ -51,17 +54,20 @@ def _bias_alone(run):
     k = run.config.model.item_bias_shrinkage
     start = np.where(cnt > 0, (sums - cnt * ratings.mean()) / (cnt + k), 0.0)
     truth = [t.query_ratings for t in sp.valid]
-    return (scenario_metrics([trained[t.query_items] for t in sp.valid], truth)["ndcg@3"],
-            scenario_metrics([start[t.query_items] for t in sp.valid], truth)["ndcg@3"])
+    return (
+        scenario_metrics([trained[t.query_items] for t in sp.valid], truth)["ndcg@3"],
+        scenario_metrics([start[t.query_items] for t in sp.valid], truth)["ndcg@3"],
+    )
 
 
 def _ridge_taste(run, penalties):
     """nDCG@3 of start + per-user ridge fit of the support residuals on [e_i, 1], per penalty."""
-    from mamo_l2l.metrics import scenario_metrics
+    from mamo_l2l.evaluation.metrics import scenario_metrics
+
     model, data, head = run.model, run.bundle.data, run.model.head
     if not hasattr(head, "item_net"):
         return None
-    extra = getattr(head, "extra", 1 if getattr(head, "item_bias", False) else 0)   # columns item_net skips
+    extra = getattr(head, "extra", 1 if getattr(head, "item_bias", False) else 0)  # columns item_net skips
     fits = {lam: [] for lam in penalties}
     starts, truth = [], []
     for t in run.bundle.splits.valid:
@@ -73,8 +79,8 @@ def _ridge_taste(run, penalties):
             params = {**dict(head.named_parameters()), **overrides}
             ys = torch.func.functional_call(head, params, (p_u, p_s)).numpy()
             yq = torch.func.functional_call(head, params, (p_u, p_q)).numpy()
-            es = head.item_net(p_s[:, :p_s.shape[-1] - extra]).numpy()
-            eq = head.item_net(p_q[:, :p_q.shape[-1] - extra]).numpy()
+            es = head.item_net(p_s[:, : p_s.shape[-1] - extra]).numpy()
+            eq = head.item_net(p_q[:, : p_q.shape[-1] - extra]).numpy()
         xs, xq = np.c_[es, np.ones(len(es))], np.c_[eq, np.ones(len(eq))]
         resid = t.support_ratings - ys
         for lam in penalties:
@@ -90,13 +96,15 @@ def _ridge_taste(run, penalties):
 def _als_fold_in(run, k, penalties, steps):
     """Validation nDCG@3 of the shrunk item means alone, + ridge fold-in, + one-step fold-in."""
     from mamo_l2l.data.batching import rating_tasks, task_ratings
-    from mamo_l2l.metrics import scenario_metrics
+    from mamo_l2l.evaluation.metrics import scenario_metrics
     from mamo_l2l.models import factors
+
     sp, n_items = run.bundle.splits, len(run.bundle.data.item_ids)
     tasks = sp.train
     items, r = task_ratings(tasks)
-    q = factors.als_item_factors(rating_tasks(tasks), items, r, len(tasks), n_items, k,
-                                 seed=run.config.train.seed).astype(np.float64)
+    q = factors.als_item_factors(
+        rating_tasks(tasks), items, r, len(tasks), n_items, k, seed=run.config.train.seed
+    ).astype(np.float64)
     # item biases: the shrunk training means, where the model's item bias starts
     mu, n = r.mean(), np.bincount(items, minlength=n_items)
     b_i = (np.bincount(items, weights=r, minlength=n_items) - n * mu) / (n + run.config.model.item_bias_shrinkage)
@@ -125,26 +133,37 @@ def main() -> None:
     ap.add_argument("--als", type=int, default=0, help="also fold users into ALS item factors of this rank")
     ap.add_argument("--steps", default="0.3,1,3,10", help="comma-separated one-step weights a (with --als)")
     args = ap.parse_args()
-    from mamo_l2l.api import load_run
+    from mamo_l2l.api.load import load_run
+
     penalties = [float(x) for x in args.ridge.split(",")]
     for folder in args.runs:
         run = load_run(f"{folder}/best.pt")
         steps = {s: _local_steps(run, s) for s in (0, 1, 5)}
         print(f"{folder}: validation users {len(run.bundle.splits.valid)}")
-        print("  local steps   " + " | ".join(f"{s}: nDCG@3 {m['ndcg@3']:.4f} MAE {m['mae']:.4f}" for s, m in steps.items()))
+        print(
+            "  local steps   "
+            + " | ".join(f"{s}: nDCG@3 {m['ndcg@3']:.4f} MAE {m['mae']:.4f}" for s, m in steps.items())
+        )
         bias = _bias_alone(run)
         if bias is not None:
             print(f"  item bias alone: nDCG@3 {bias[0]:.4f} (its starting values {bias[1]:.4f})")
         ridge = _ridge_taste(run, penalties)
         if ridge is not None:
-            print(f"  start {ridge['start']:.4f}; + per-user ridge taste on e_i: "
-                  + " | ".join(f"penalty {lam:g}: {ridge[lam]:.4f}" for lam in penalties), flush=True)
+            print(
+                f"  start {ridge['start']:.4f}; + per-user ridge taste on e_i: "
+                + " | ".join(f"penalty {lam:g}: {ridge[lam]:.4f}" for lam in penalties),
+                flush=True,
+            )
         if args.als:
             steps = [float(x) for x in args.steps.split(",")]
             base, by_ridge, by_step = _als_fold_in(run, args.als, penalties, steps)
-            print(f"  ALS rank {args.als}: shrunk item means alone {base:.4f}; ridge fold-in "
-                  + " | ".join(f"penalty {lam:g}: {v:.4f}" for lam, v in by_ridge.items())
-                  + "; one step " + " | ".join(f"a {a:g}: {v:.4f}" for a, v in by_step.items()), flush=True)
+            print(
+                f"  ALS rank {args.als}: shrunk item means alone {base:.4f}; ridge fold-in "
+                + " | ".join(f"penalty {lam:g}: {v:.4f}" for lam, v in by_ridge.items())
+                + "; one step "
+                + " | ".join(f"a {a:g}: {v:.4f}" for a, v in by_step.items()),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

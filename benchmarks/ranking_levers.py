@@ -23,15 +23,15 @@ import torch
 def masked_identity_metrics(run):
     """Validation MAE and nDCG@3 with every item identity read as UNKNOWN."""
     from mamo_l2l.data.identity import mask_identity
-    from mamo_l2l.metrics import scenario_metrics
-    from mamo_l2l.scoring import predict_tasks
+    from mamo_l2l.evaluation.metrics import scenario_metrics
+    from mamo_l2l.evaluation.scoring import predict_tasks
     valid = run.bundle.splits.valid
     preds = predict_tasks(run.model, run.algorithm, run.backend, valid, mask_identity(run.bundle.data), run.inner)
     return scenario_metrics(preds, [t.query_ratings for t in valid])
 
 
 def run_row(folder: Path) -> dict:
-    from mamo_l2l.api import load_run
+    from mamo_l2l.api.load import load_run
     metrics = json.loads((folder / "metrics.json").read_text())
     best = {r["epoch"]: r for r in metrics["history"]}[metrics["best_epoch"]]
     ranking = metrics.get("ranking") or {}
@@ -44,11 +44,11 @@ def run_row(folder: Path) -> dict:
 
 def references(dataset: str, seeds):
     import mamo_l2l as ml
-    from mamo_l2l.catalogue import _Accumulator, relevant_threshold
     from mamo_l2l.data.batching import task_ratings
     from mamo_l2l.data.identity import training_items
-    from mamo_l2l.metrics import scenario_metrics
-    from mamo_l2l.references import reference_predictions
+    from mamo_l2l.evaluation.catalogue import CatalogueAccumulator, relevant_threshold
+    from mamo_l2l.evaluation.metrics import scenario_metrics
+    from mamo_l2l.evaluation.references import reference_predictions
     for seed in seeds:
         cfg = ml.load_config().override("data", dataset=dataset).override("train", seed=seed)
         b = ml.load_data(cfg, progress=False)
@@ -59,7 +59,7 @@ def references(dataset: str, seeds):
                              [t.query_ratings for t in splits.valid])
         cand = training_items(splits)
         counts = np.bincount(task_ratings(splits.train)[0], minlength=len(data.item_ids)).astype(float)
-        acc = _Accumulator(cand, relevant_threshold(cfg.data.relevant_rating, data.rating_range))
+        acc = CatalogueAccumulator(cand, relevant_threshold(cfg.data.relevant_rating, data.rating_range))
         for t in splits.valid:
             acc.add(t, counts[cand])
         print(f"seed {seed}: validation item-mean nDCG@3 {m['ndcg@3']:.4f} MAE {m['mae']:.4f}; "
@@ -78,9 +78,11 @@ def main():
         references(args.dataset, [int(s) for s in args.seeds.split(",")])
     for folder in args.runs:
         r = run_row(folder)
-        print(f"{r['run']}: best epoch {r['best_epoch']}, valid MAE {r['valid_mae']:.4f} nDCG@3 {r['valid_ndcg@3']:.4f}, "
-              f"Recall@10 {r['valid_recall@10']:.4f} (w {r['weight']}), identity masked: MAE {r['masked_mae']:.4f} "
-              f"nDCG@3 {r['masked_ndcg@3']:.4f}")
+        print(
+            f"{r['run']}: best epoch {r['best_epoch']}, valid MAE {r['valid_mae']:.4f} nDCG@3 {r['valid_ndcg@3']:.4f}, "
+            f"Recall@10 {r['valid_recall@10']:.4f} (w {r['weight']}), identity masked: MAE {r['masked_mae']:.4f} "
+            f"nDCG@3 {r['masked_ndcg@3']:.4f}"
+        )
 
 
 if __name__ == "__main__":

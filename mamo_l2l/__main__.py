@@ -1,5 +1,5 @@
 """``python -m mamo_l2l ...`` works like the ``mamo-l2l`` command."""
-from .cli import main
+from mamo_l2l.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@
 #     backends); e.g. EXTRAS=test,higher,l2l,plot adds matplotlib, EXTRAS=test the func backend alone.
 #  3. with l2l in EXTRAS, learn2learn 0.2.0 without its dependencies: it has no wheel for Python 3.11 and its sdist's
 #     pre-generated C does not compile there, so it is rebuilt with Cython. Its package __init__
-#     imports torchvision/gym, which mamo_l2l never uses; mamo_l2l.compat loads learn2learn's
+#     imports torchvision/gym, which mamo_l2l never uses; mamo_l2l.backends.compat loads learn2learn's
 #     algorithms and utils without them when they cannot be imported (docs/install.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,7 +70,7 @@ import torch, mamo_l2l
 from mamo_l2l.backends import BACKENDS
 ready = [name for name, info in BACKENDS.items() if info.missing_dependency() is None]
 if "l2l" in ready:
-    from mamo_l2l.compat import import_learn2learn
+    from mamo_l2l.backends.compat import import_learn2learn
     import_learn2learn()
 print("[install] ok: torch", torch.__version__, "| mamo_l2l", mamo_l2l.__version__, "| backends:", ", ".join(ready))
 PYEOF

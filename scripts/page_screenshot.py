@@ -35,7 +35,7 @@ def running_server(recommender, timeout: float = 20.0):
     """uvicorn serving ``recommender`` on 127.0.0.1 in a thread; yields the base URL."""
     import uvicorn
 
-    from mamo_l2l.serve import create_app
+    from mamo_l2l.serving.app import create_app
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(recommender), host="127.0.0.1", port=port,
                                            log_level="warning"))

@@ -9,7 +9,6 @@ from typing import Dict
 
 import pytest
 
-
 # =============================================================================================
 # Readers, fetching and format fixtures (tests/test_readers.py, test_fetch.py, test_bad_input.py)
 # =============================================================================================

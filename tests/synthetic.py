@@ -1,10 +1,20 @@
 """Small synthetic encoded data sets and tasks for model/backend tests (no files needed)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
 
-from mamo_l2l.data.types import EncodedDataset, FieldLayout, Task
+from mamo_l2l.data.types import (
+    SCENARIOS,
+    EncodedDataset,
+    Field,
+    FieldLayout,
+    RawDataset,
+    Task,
+)
 
 USER_LAYOUT = (FieldLayout("gender", 0, 1, 5, False), FieldLayout("age", 1, 2, 6, False))
 ITEM_LAYOUT = (FieldLayout("year", 0, 1, 7, False), FieldLayout("genres", 1, 4, 8, True))
@@ -40,6 +50,7 @@ def with_identity():
     """(data with an item identity field over the tasks' items, the tasks): for the item bias and
     the taste factors, which live on the identity."""
     import types
+
     from mamo_l2l.data.identity import add_item_identity
     data = encoded()
     train = tasks(data)
@@ -49,7 +60,7 @@ def with_identity():
 def build_with_identity(model_name="mamo", data=None, **model_cfg):
     """(model, algorithm) of ``model_name`` on ``with_identity()`` data (or ``data``), seeded."""
     from mamo_l2l.algorithms import build_model
-    from mamo_l2l.config import ModelConfig
+    from mamo_l2l.core.config import ModelConfig
     data = data if data is not None else with_identity()[0]
     torch.manual_seed(0)
     return build_model(model_name, ModelConfig(**model_cfg), data, 3.0)
@@ -70,9 +81,9 @@ class _NoEncoders:
 
 def bundle(config=None, n_train: int = 10, n_valid: int = 4):
     """A DataBundle over synthetic tasks (train, valid and one small set per test scenario)."""
-    from mamo_l2l.config import Config
+    from mamo_l2l.core.config import Config
     from mamo_l2l.data.types import SCENARIOS, Splits
-    from mamo_l2l.runtime import DataBundle
+    from mamo_l2l.training.run import DataBundle
     data = encoded()
     train = tasks(data, n=n_train, seed=11)
     valid = tasks(data, n=n_valid, seed=12)
@@ -83,7 +94,7 @@ def bundle(config=None, n_train: int = 10, n_valid: int = 4):
 
 def small_config(**train):
     """A Config with a small network and short training; keyword args set train.* keys."""
-    from mamo_l2l.config import Config
+    from mamo_l2l.core.config import Config
     cfg = Config()
     cfg.train.epochs = 3
     cfg.train.meta_batch_size = 4
@@ -105,3 +116,59 @@ class Scalar(torch.nn.Module):
 
     def forward(self, p_u, x):
         return self.w * x
+
+
+def synthetic_raw(n_users=160, n_items=300, seed=7, name="synth") -> RawDataset:
+    """Users rating 3..300 distinct items (so some fall under min_ratings and some over
+    max_ratings in a scenario); item years 1985..2000, 10 items without a year."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        k = int(rng.integers(3, 301)) if u % 4 else int(rng.integers(3, 40))
+        k = min(k, n_items)
+        for it in rng.choice(n_items, size=k, replace=False):
+            rows.append((f"{u + 1}", f"m{it}", float(rng.integers(1, 6)), float(rng.integers(0, 10 ** 6))))
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    users = pd.DataFrame({"gender": rng.choice(["F", "M"], n_users)},
+                         index=pd.Index([f"{u + 1}" for u in range(n_users)], name="user_id"))
+    years = rng.integers(1985, 2001, n_items).astype(float)
+    years[:10] = np.nan
+    items = pd.DataFrame({"genre": [tuple(rng.choice(["a", "b", "c"], int(rng.integers(1, 3)), replace=False))
+                                    for _ in range(n_items)], "year": years},
+                         index=pd.Index([f"m{i}" for i in range(n_items)], name="item_id"))
+    return RawDataset(name, ratings, users, items, (Field("gender"),), (Field("genre", multi=True),),
+                      (1.0, 5.0), {"synthetic.inter": "0" * 64})
+
+
+# ------------------------------------------------------------------ determinism
+def flat(s):
+    out = []
+    for tasks in [s.train, s.valid] + [s.test[k] for k in SCENARIOS]:
+        for t in tasks:
+            out += [np.int64(t.user).tobytes(), t.support_items.tobytes(), t.support_ratings.tobytes(),
+                    t.query_items.tobytes(), t.query_ratings.tobytes()]
+    return out
+
+
+def write_atomic(raw, folder: Path) -> Path:
+    """Write a synthetic RawDataset as RecBole atomic files named ``synth.*``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    r = raw.ratings
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    lines += [f"{u}\t{i}\t{x:g}\t{t:.0f}" for u, i, x, t in zip(r.user_id, r.item_id, r.rating, r.timestamp)]
+    (folder / "synth.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = ["user_id:token\tgender:token"] + [f"{u}\t{g}" for u, g in raw.users["gender"].items()]
+    (folder / "synth.user").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = ["item_id:token\tgenre:token_seq\trelease_year:token"]
+    lines += [f"{i}\t{' '.join(g)}\t{'' if np.isnan(y) else int(y)}"
+              for i, g, y in zip(raw.items.index, raw.items["genre"], raw.items["year"])]
+    (folder / "synth.item").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+
+
+#: real MovieLens-100K, where this checkout has it
+ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+if not ML100K.is_dir():
+    ML100K = Path("/work/shared/data/ml-100k")

@@ -9,7 +9,7 @@ import pytest
 
 import mamo_l2l
 from mamo_l2l.backends import BACKENDS, get_backend, register_backend
-from mamo_l2l.errors import MamoError
+from mamo_l2l.core.errors import MamoError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_version_is_written_once():
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
-    assert cfg["metadata"]["version"].strip() == "attr: mamo_l2l.__version__"
+    assert cfg["metadata"]["version"].strip() == "attr: mamo_l2l.core.version.__version__"
     assert mamo_l2l.__version__.count(".") == 2
 
 
@@ -42,8 +42,8 @@ def test_a_missing_backend_dependency_names_the_extra(monkeypatch):
 def test_cli_and_config_choices_come_from_the_registry(monkeypatch):
     from click.testing import CliRunner
 
-    from mamo_l2l.cli import app
-    from mamo_l2l.config import Config
+    from mamo_l2l.cli.main import app
+    from mamo_l2l.core.config import Config
     res = CliRunner().invoke(app, ["train", "--help"])
     assert "|".join(BACKENDS) in res.output
     with pytest.raises(MamoError, match="train.backend"):
@@ -55,8 +55,8 @@ def test_cli_and_config_choices_come_from_the_registry(monkeypatch):
 def test_peak_memory_without_resource():
     """As on Windows (no ``resource``): psutil when installed, else None; the trainer imports."""
     code = ("import sys; sys.modules['resource'] = None\n"
-            "import mamo_l2l.train\n"
-            "from mamo_l2l.runtime import peak_memory_mib\n"
+            "import mamo_l2l.training.fit\n"
+            "from mamo_l2l.training.run import peak_memory_mib\n"
             "v = peak_memory_mib()\n"
             "print('ok', v is None or v > 0)\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -65,5 +65,5 @@ def test_peak_memory_without_resource():
 
 
 def test_peak_memory_with_resource():
-    from mamo_l2l.runtime import peak_memory_mib
+    from mamo_l2l.training.run import peak_memory_mib
     assert peak_memory_mib() > 1.0

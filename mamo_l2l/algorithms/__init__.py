@@ -9,7 +9,7 @@ Add your own model from your code::
         model = ...       # a mamo_l2l.models.recommender.Recommender (or subclass)
         return model, MyAlgorithm(model)
 
-and use it as ``--model my-model --plugin my_module`` on the command line (mamo_l2l/plugins.py; or an
+and use it as ``--model my-model --plugin my_module`` on the command line (mamo_l2l/core/plugins.py; or an
 entry point in the group ``mamo_l2l.models``) or ``fit(..., model_name="my-model")``.
 The algorithm's ``trainer`` attribute ("meta", the default, "supervised" or "none") says how
 ``fit`` trains it, and ``adapts`` whether evaluation adapts per user (algorithms/baselines.py);
@@ -17,18 +17,28 @@ docs/models.md has a complete example.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+import logging
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..config import ModelConfig
-from ..data.types import EncodedDataset
-from ..errors import MamoError
-from ..models.memory import MAMOMemory
-from ..models.recommender import Recommender, build_recommender
-from ..models.melu import build_melu
-from .base import Algorithm
-from .baselines import MeanModel, MeanPrediction, MeLU, Supervised, SupervisedFinetune
-from .mamo import MAMO, MAMORecommender
+from mamo_l2l.algorithms.base import Algorithm
+from mamo_l2l.algorithms.baselines import (
+    MeanModel,
+    MeanPrediction,
+    MeLU,
+    Supervised,
+    SupervisedFinetune,
+)
+from mamo_l2l.algorithms.mamo import MAMO, MAMORecommender
+from mamo_l2l.core.config import ModelConfig
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.core.plugins import load_entry_points, load_plugins
+from mamo_l2l.data.identity import FIELD
+from mamo_l2l.data.types import EncodedDataset
+from mamo_l2l.models.melu import build_melu
+from mamo_l2l.models.memory import MAMOMemory
+from mamo_l2l.models.recommender import Recommender, build_recommender
 
+log = logging.getLogger("mamo_l2l")
 Builder = Callable[[ModelConfig, EncodedDataset, float], Tuple[Recommender, Algorithm]]
 MODELS: Dict[str, Builder] = {}
 
@@ -45,7 +55,6 @@ def require_models(*names: str, listing: bool = False) -> None:
     """MamoError unless every name is registered (after reading the ``mamo_l2l.models`` entry points)."""
     unknown = [n for n in names if n not in MODELS]
     if unknown:
-        from ..plugins import load_entry_points
         load_entry_points()
         unknown = [n for n in names if n not in MODELS]
     if unknown:
@@ -69,7 +78,6 @@ def _recommender(cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> 
 def item_bias_field(cfg: ModelConfig, data: EncodedDataset):
     """The field that carries the item bias (``model.item_bias``): the item identity field, or None
     when the bias is off or the data have no identity field (``data.item_id_feature: false``)."""
-    from ..data.identity import FIELD
     if not cfg.item_bias:
         return None
     return FIELD if any(f.name == FIELD and f.identity for f in data.item_layout) else None
@@ -133,3 +141,26 @@ def build_global_mean(cfg, data, rating_mean):
 def build_item_mean(cfg, data, rating_mean):
     model = MeanModel(len(data.item_ids))
     return model, MeanPrediction(model, per_item=True)
+
+
+def loaded_plugins(model_name: Optional[str]) -> List[str]:
+    """The module to import again to rebuild ``model_name``: the builder's module when it lies
+    outside mamo_l2l (and is importable by name), else nothing."""
+    builder = MODELS.get(model_name) if model_name else None
+    module = getattr(builder, "__module__", None)
+    if not module or module == "mamo_l2l" or module.startswith("mamo_l2l.") or module == "__main__":
+        return []
+    return [module]
+
+
+def import_recorded(ckpt: Dict[str, Any], path=None) -> None:
+    """Import the plugins a checkpoint records when its model is not registered yet."""
+    name = ckpt.get("model_name")
+    if name in MODELS:
+        return
+    recorded = list(ckpt.get("plugins") or [])
+    if recorded:
+        log.debug("importing the run's plugin module(s) %s", ", ".join(recorded))
+        load_plugins(recorded)
+
+

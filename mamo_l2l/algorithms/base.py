@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from ..models.recommender import Recommender
+from mamo_l2l.models.recommender import Recommender
 
 
 class Algorithm:

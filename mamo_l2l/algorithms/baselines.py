@@ -1,13 +1,14 @@
-"""The baselines of docs/algorithm.md ("Baselines in the same pipeline") besides MAML: MeLU, supervised regression (with and
-without per-user fine-tuning) and the two mean-rating references as models.
+"""The baselines of docs/algorithm.md ("Baselines in the same pipeline") besides MAML: MeLU,
+supervised regression (with and without per-user fine-tuning) and the two mean-rating references as models.
 
 How ``fit`` trains an algorithm is its ``trainer`` attribute (absent means ``"meta"``):
 - ``"meta"``: meta-training through a backend (MAML, MeLU, MAMO and its ablations);
-- ``"supervised"``: plain minibatch regression on the training ratings (mamo_l2l/supervised.py);
+- ``"supervised"``: plain minibatch regression on the training ratings (mamo_l2l/training/supervised.py);
 - ``"none"``: nothing to learn by gradient; ``fit_reference(splits)`` fits it.
 Whether evaluation adapts per user is ``adapts``: a non-adapting model is scored with 0 local
 steps, i.e. predicts from its global parameters.
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -16,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.types import Splits, Task
-from ..references import MeanReference
-from .base import Algorithm
+from mamo_l2l.algorithms.base import Algorithm
+from mamo_l2l.data.types import Splits, Task
+from mamo_l2l.models.means import MeanReference
 
 
 def trainer_of(algorithm) -> str:

@@ -1,13 +1,16 @@
-"""MAMO (docs/algorithm.md: the memories, local and global update): memory-personalised start, memory writes after each training task."""
+"""MAMO (docs/algorithm.md: the memories, local and global update): memory-personalised start,
+memory writes after each training task."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..models.memory import MAMOMemory, MemoryRead, MemoryWrite, split_flat
-from ..models.recommender import Recommender
-from .base import Algorithm
+from mamo_l2l.algorithms.base import Algorithm
+from mamo_l2l.algorithms.memory_stats import memory_summary
+from mamo_l2l.models.memory import MAMOMemory, MemoryRead, MemoryWrite, split_flat
+from mamo_l2l.models.recommender import Recommender
 
 USER_NET = "user_net."
 PREF = "pref.weight"
@@ -64,8 +67,7 @@ class MAMO(Algorithm):
         # write is detached anyway.
         fixed = {n: t.detach() for n, t in adapted.items()}
         with torch.no_grad():
-            grads = torch.func.grad(lambda user: query_loss({**fixed, **user}))(
-                {n: fixed[n] for n in self.user_names})
+            grads = torch.func.grad(lambda user: query_loss({**fixed, **user}))({n: fixed[n] for n in self.user_names})
         flat = torch.cat([grads[n].reshape(-1) for n in self.user_names])
         return MemoryWrite(context.attention.detach(), p_u.detach(), flat, fixed[PREF], context.pref.detach())
 
@@ -90,7 +92,6 @@ class MAMO(Algorithm):
             self.memory.preference.copy_(self.model.head.pref.weight.detach().expand_as(self.memory.preference))
 
     def end_epoch(self, user_x: torch.Tensor) -> Dict[str, Any]:
-        from ..diagnostics import memory_summary
         profiles = self.profiles(user_x)
         reseeded = self.memory.reseed(profiles)
         return {"memory": dict(memory_summary(self, profiles), reseeded_slots=reseeded)}

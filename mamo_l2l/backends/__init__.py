@@ -15,7 +15,8 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Dict, Optional, Union
 
-from ..errors import MamoError
+from mamo_l2l.core.config import register_choices
+from mamo_l2l.core.errors import MamoError
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class BackendInfo:
 
 
 BACKENDS: Dict[str, BackendInfo] = {}
+register_choices("train.backend", BACKENDS)   # the config checks train.backend against it
 
 
 def register_backend(name: str, target: Union[str, type], summary: str = "", batched: bool = False,
@@ -91,4 +93,12 @@ def get_backend(name: str):
     return getattr(importlib.import_module(module), cls)()
 
 
-__all__ = ["BACKENDS", "BackendInfo", "backend_info", "default_backend", "get_backend", "register_backend", "require_backend"]
+__all__ = [
+    "BACKENDS",
+    "BackendInfo",
+    "backend_info",
+    "default_backend",
+    "get_backend",
+    "register_backend",
+    "require_backend",
+]

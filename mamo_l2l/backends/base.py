@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..algorithms.base import Algorithm
-from ..data.batching import PaddedBatch
+from mamo_l2l.algorithms.base import Algorithm
+from mamo_l2l.data.batching import PaddedBatch
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

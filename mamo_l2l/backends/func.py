@@ -27,9 +27,16 @@ import torch.utils._pytree as pytree
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from ..algorithms.base import Algorithm
-from ..data.batching import PaddedBatch
-from .base import Adapted, Backend, BatchOutcome, InnerLoop, adapt_task, task_step
+from mamo_l2l.algorithms.base import Algorithm
+from mamo_l2l.backends.base import (
+    Adapted,
+    Backend,
+    BatchOutcome,
+    InnerLoop,
+    adapt_task,
+    task_step,
+)
+from mamo_l2l.data.batching import PaddedBatch
 
 Params = Dict[str, torch.Tensor]
 

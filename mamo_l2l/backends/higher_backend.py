@@ -6,7 +6,7 @@ from typing import Callable, Dict
 import torch
 from torch import nn
 
-from .base import Adapted, Backend, InnerLoop
+from mamo_l2l.backends.base import Adapted, Backend, InnerLoop
 
 
 def _detach_all(grads):
@@ -21,7 +21,7 @@ class HigherBackend(Backend):
     name = "higher"
 
     def __init__(self):
-        import higher
+        import higher  # optional dependency
         self.higher = higher
 
     def adapt(self, learner: nn.Module, overrides: Dict[str, torch.Tensor],

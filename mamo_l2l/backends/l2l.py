@@ -6,8 +6,8 @@ from typing import Callable, Dict
 import torch
 from torch import nn
 
-from ..compat import import_learn2learn
-from .base import Adapted, Backend, InnerLoop
+from mamo_l2l.backends.base import Adapted, Backend, InnerLoop
+from mamo_l2l.backends.compat import import_learn2learn
 
 
 class L2LBackend(Backend):

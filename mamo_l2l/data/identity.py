@@ -17,8 +17,14 @@ from typing import Tuple
 
 import numpy as np
 
-from .batching import task_ratings
-from .types import FIRST_VALUE, UNKNOWN, EncodedDataset, FieldLayout, Splits
+from mamo_l2l.data.batching import task_ratings
+from mamo_l2l.data.types import (
+    FIRST_VALUE,
+    UNKNOWN,
+    EncodedDataset,
+    FieldLayout,
+    Splits,
+)
 
 FIELD = "item_id"
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict
 
+import yaml
+
 MANIFEST_DIR = Path(__file__).resolve().parent.parent / "datasets"
 
 
 def load_manifests(folder: Path = MANIFEST_DIR) -> Dict[str, Dict[str, Any]]:
     """{name: manifest} of every ``<name>.yaml`` in ``folder``, in name order."""
-    import yaml
     out: Dict[str, Dict[str, Any]] = {}
     for path in sorted(folder.glob("*.yaml")):
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -27,9 +27,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import MamoError
-from .types import SCENARIOS, EncodedDataset, Splits, Task
+from mamo_l2l.core.config import DataConfig
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.data.types import SCENARIOS, EncodedDataset, Splits, Task
 
 # Generator step ids (never renumber: that would change every split made so far).
 STEP_USER_STATE = 1
@@ -137,6 +137,34 @@ def _tasks(rows: np.ndarray, in_query: np.ndarray, data: EncodedDataset, order_k
 
 
 # ------------------------------------------------------------------ the protocol
+def _filter_tasks(data: EncodedDataset, cfg: DataConfig, seed: int, scenario: np.ndarray) -> np.ndarray:
+    """Step 4: the ratings kept per (scenario, user): groups under ``min_ratings`` go, groups over
+    ``max_ratings`` are sub-sampled (``over_max: sample``) or dropped."""
+    n = len(data.rating)
+    group = scenario * len(data.user_ids) + data.rating_user
+    size = _group_size(group)
+    keep = size >= cfg.min_ratings
+    if cfg.over_max == "drop":
+        keep &= size <= cfg.max_ratings
+    else:
+        sub_rank = _rank_in_group(group, _rng(seed, STEP_SUBSAMPLE).random(n))
+        keep &= sub_rank < cfg.max_ratings
+    kept = np.zeros(n, dtype=bool)
+    kept[np.arange(n)[keep]] = True
+    return kept
+
+
+def _validation_users(data: EncodedDataset, cfg: DataConfig, seed: int, warm_kept: np.ndarray) -> np.ndarray:
+    """Step 5: a boolean per user, the validation users drawn among the existing users that kept a
+    warm task."""
+    warm_users = np.unique(data.rating_user[warm_kept])
+    n_valid = int(round(cfg.valid_user_share * len(warm_users)))
+    valid_users = np.sort(warm_users[_rng(seed, STEP_VALID_USERS).permutation(len(warm_users))[:n_valid]])
+    is_valid_user = np.zeros(len(data.user_ids), dtype=bool)
+    is_valid_user[valid_users] = True
+    return is_valid_user
+
+
 def build_splits(data: EncodedDataset, cfg: DataConfig, seed: int) -> Splits:
     """Scenarios, training/validation tasks and the four test scenarios' tasks (see module doc)."""
     cfg.validate()
@@ -147,25 +175,8 @@ def build_splits(data: EncodedDataset, cfg: DataConfig, seed: int) -> Splits:
     scenario = user_new[data.rating_user].astype(np.int64) + 2 * item_new[data.rating_item].astype(np.int64)
     partition = np.bincount(scenario, minlength=4)
 
-    # step 4: per (scenario, user) filter and sub-sample
-    group = scenario * len(data.user_ids) + data.rating_user
-    size = _group_size(group)
-    keep = size >= cfg.min_ratings
-    if cfg.over_max == "drop":
-        keep &= size <= cfg.max_ratings
-    else:
-        sub_rank = _rank_in_group(group, _rng(seed, STEP_SUBSAMPLE).random(n))
-        keep &= sub_rank < cfg.max_ratings
-    kept = np.zeros(n, dtype=bool)
-    kept[all_rows[keep]] = True
-
-    # step 5: validation users among existing users that kept a warm task
-    warm_rows = all_rows[kept & (scenario == WARM)]
-    warm_users = np.unique(data.rating_user[warm_rows])
-    n_valid = int(round(cfg.valid_user_share * len(warm_users)))
-    valid_users = np.sort(warm_users[_rng(seed, STEP_VALID_USERS).permutation(len(warm_users))[:n_valid]])
-    is_valid_user = np.zeros(len(data.user_ids), dtype=bool)
-    is_valid_user[valid_users] = True
+    kept = _filter_tasks(data, cfg, seed, scenario)
+    is_valid_user = _validation_users(data, cfg, seed, kept & (scenario == WARM))
     # valid users take no part in training nor in any test scenario
     kept &= ~is_valid_user[data.rating_user] | (scenario == WARM)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
+import pandas as pd
 
 ML1M_USERS, ML1M_ITEMS, ML1M_RATINGS = 6040, 3706, 1_000_209
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -171,7 +172,6 @@ def _write_ratings(f, rng: np.random.Generator, u, world, per_user: float, cutof
     rating = np.clip(np.rint(score), 1, 5).astype(np.int64)
     start = np.maximum(u["join"][row_user], world["release"][item])
     ts = start + (rng.exponential(60.0, m) * _DAY).astype(np.int64)
-    import pandas as pd
     pd.DataFrame({"u": u["id"][row_user] + 1, "i": item + 1, "r": rating, "t": ts}).to_csv(
         f, sep="\t", header=False, index=False, lineterminator="\n")
     return m

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..data.types import FIRST_VALUE, PAD, UNKNOWN, FieldLayout
+from mamo_l2l.data.types import FIRST_VALUE, PAD, UNKNOWN, FieldLayout
 
 
 def profile_dim(layout: Sequence[FieldLayout], dim: int) -> int:

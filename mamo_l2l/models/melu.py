@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .embedding import profile_dim
-from .recommender import Recommender
+from mamo_l2l.models.embedding import profile_dim
+from mamo_l2l.models.recommender import Recommender
 
 
 class MeLUHead(nn.Module):

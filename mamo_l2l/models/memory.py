@@ -4,8 +4,9 @@ memory write rule"). Buffers, saved with the model, never part of autograd, chan
 with ``preference_memory: learned``, a parameter trained by the outer gradient and never written."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -223,7 +224,6 @@ class MAMOMemory(nn.Module):
 
 
 def _fresh_copy(module: nn.Module) -> nn.Module:
-    import copy
     fresh = copy.deepcopy(module)
     for m in fresh.modules():
         if hasattr(m, "reset_parameters"):

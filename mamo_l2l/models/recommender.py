@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.types import FIRST_VALUE, FieldLayout
-from .embedding import FieldEmbedder, profile_dim
+from mamo_l2l.data.batching import rating_tasks, task_ratings
+from mamo_l2l.data.types import FIRST_VALUE, FieldLayout
+from mamo_l2l.models.embedding import FieldEmbedder, profile_dim
+from mamo_l2l.models.factors import als_item_factors
 
 
 def mlp(sizes: Sequence[int], act_last: bool) -> nn.Sequential:
@@ -119,8 +121,6 @@ class Recommender(nn.Module):
         emb = self.item_embedder
         if emb.factors is None or not tasks:
             return
-        from ..data.batching import rating_tasks, task_ratings
-        from .factors import als_item_factors
         items, ratings = task_ratings(tasks)
         n_items = item_x.shape[0]
         q = als_item_factors(rating_tasks(tasks), items, ratings, len(tasks), n_items, emb.factors.embedding_dim, seed)

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-from ...errors import MamoError
-from ..types import RawDataset
-from ._frames import AGE_CODES, DuplicateRowsWarning, age_bucket
-from .atomic import read_atomic
-from .bookcrossing import read_book_crossing
-from .movielens import read_ml100k_raw, read_ml1m_raw
+from mamo_l2l.core.config import register_choices
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.data.readers._frames import AGE_CODES, DuplicateRowsWarning, age_bucket
+from mamo_l2l.data.readers.atomic import read_atomic
+from mamo_l2l.data.readers.bookcrossing import read_book_crossing
+from mamo_l2l.data.readers.movielens import read_ml1m_raw, read_ml100k_raw
+from mamo_l2l.data.types import RawDataset
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class DataFormat:
 
 
 FORMATS: Dict[str, DataFormat] = {}
+register_choices("data.format", FORMATS)   # the config checks data.format against it
 
 
 def register_format(name: str, read: Callable[[Path, Optional[str]], RawDataset], detect: Callable[[Path], bool],

@@ -14,8 +14,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from ...errors import MamoError
-from ._io import line_of_row
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.data.readers._io import line_of_row
 
 # MovieLens-1M age codes: code c stands for ages [c, next code); 1 means "under 18".
 AGE_CODES = ("1", "18", "25", "35", "45", "50", "56")
@@ -104,24 +104,37 @@ def entity_table(ids: pd.Series, columns: Dict[str, pd.Series], index_name: str,
 def title_series(ids: pd.Series, titles: pd.Series) -> pd.Series:
     """RawDataset.item_titles: item id (str) -> title (str, stripped); missing titles and repeated
     ids (the last row kept, as in ``entity_table``) handled. Display only, never a feature."""
-    frame = pd.DataFrame({"id": ids.astype(str).to_numpy(dtype=object),
-                          "title": [str(t).strip() if isinstance(t, str) else "" for t in titles.to_numpy(dtype=object)]})
+    frame = pd.DataFrame(
+        {
+            "id": ids.astype(str).to_numpy(dtype=object),
+            "title": [str(t).strip() if isinstance(t, str) else "" for t in titles.to_numpy(dtype=object)],
+        }
+    )
     frame = frame.drop_duplicates("id", keep="last")
-    return pd.Series(frame["title"].to_numpy(dtype=object), index=pd.Index(frame["id"].to_numpy(dtype=object),
-                                                                            dtype=object), dtype=object)
+    return pd.Series(
+        frame["title"].to_numpy(dtype=object),
+        index=pd.Index(frame["id"].to_numpy(dtype=object), dtype=object),
+        dtype=object,
+    )
 
 
-def ratings_frame(user: pd.Series, item: pd.Series, rating: np.ndarray, timestamp: Optional[np.ndarray],
-                  path: Path) -> Tuple[pd.DataFrame, int]:
+def ratings_frame(
+    user: pd.Series, item: pd.Series, rating: np.ndarray, timestamp: Optional[np.ndarray], path: Path
+) -> Tuple[pd.DataFrame, int]:
     """The RawDataset ratings frame and the number of duplicate rows dropped.
 
     A (user, item) pair rated more than once keeps its latest rating: the largest timestamp,
     ties (and files without timestamps) broken by the later row in the file. Rows keep file order.
     """
     ts = np.full(len(rating), np.nan) if timestamp is None else np.asarray(timestamp, dtype=np.float64)
-    frame = pd.DataFrame({"user_id": user.astype(str).to_numpy(dtype=object),
-                          "item_id": item.astype(str).to_numpy(dtype=object),
-                          "rating": np.asarray(rating, dtype=np.float64), "timestamp": ts})
+    frame = pd.DataFrame(
+        {
+            "user_id": user.astype(str).to_numpy(dtype=object),
+            "item_id": item.astype(str).to_numpy(dtype=object),
+            "rating": np.asarray(rating, dtype=np.float64),
+            "timestamp": ts,
+        }
+    )
     dup = frame.duplicated(["user_id", "item_id"], keep=False)
     dropped = 0
     if dup.any():
@@ -130,19 +143,26 @@ def ratings_frame(user: pd.Series, item: pd.Series, rating: np.ndarray, timestam
         keep = ~order.duplicated(["user_id", "item_id"], keep="last")
         dropped = int((~keep).sum())
         frame = order[keep].sort_index()
-        warnings.warn(f"{path}: {dropped} duplicate (user, item) rating(s) dropped; kept the latest of each",
-                      DuplicateRowsWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: {dropped} duplicate (user, item) rating(s) dropped; kept the latest of each",
+            DuplicateRowsWarning,
+            stacklevel=3,
+        )
     return frame.reset_index(drop=True), dropped
 
 
-def check_rating_range(rating: np.ndarray, low: float, high: float, path: Path, header_lines: int,
-                       dataset: str) -> None:
+def check_rating_range(
+    rating: np.ndarray, low: float, high: float, path: Path, header_lines: int, dataset: str
+) -> None:
     """MamoError at the first rating outside [low, high] (the data set's known scale)."""
     bad = (rating < low) | (rating > high)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise MamoError(f"rating {rating[row]:g} is outside {dataset}'s range {low:g}..{high:g}",
-                        path=str(path), line=line_of_row(path, row, header_lines))
+        raise MamoError(
+            f"rating {rating[row]:g} is outside {dataset}'s range {low:g}..{high:g}",
+            path=str(path),
+            line=line_of_row(path, row, header_lines),
+        )
 
 
 def require_ratings(frame: pd.DataFrame, path: Path, expected: str) -> None:

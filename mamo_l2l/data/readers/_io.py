@@ -6,6 +6,7 @@ Line numbers are physical, 1-based lines of the file (the header is line 1).
 """
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -13,8 +14,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ...errors import MamoError
-from ...hashing import file_digest as sha256_file  # noqa: F401  (used by the readers)
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.core.hashing import file_digest as sha256_file  # noqa: F401  (used by the readers)
 
 # Separators a misformatted file is likely to use instead, in the words an error message uses.
 _SEPARATOR_NAMES = (("::", "'::'"), ("\t", "tab"), (",", "comma"), (";", "semicolon"), ("|", "'|'"))
@@ -195,7 +196,6 @@ def check_field_counts(path: Path, sep: str, n_fields: int, expected: str) -> No
 def check_csv_field_counts(path: Path, sep: str, encoding: str, expected: str, escapechar: str = "\\") -> None:
     """``check_field_counts`` for quoted CSV (a separator inside quotes is text): every record
     must have as many fields as the header."""
-    import csv
     with open(path, "r", encoding=encoding, newline="") as f:
         reader = csv.reader(f, delimiter=sep, quotechar='"', escapechar=escapechar, doublequote=True)
         width = None

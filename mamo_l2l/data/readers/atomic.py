@@ -24,13 +24,31 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ...errors import MamoError
-from ..types import Field, RawDataset
-from ._frames import (age_bucket, as_token_tuples, as_tokens, check_rating_range, entity_table,
-                      numeric_tokens, ratings_frame, require_ratings, title_series, to_float,
-                      year_token)
-from ._io import (check_field_counts, check_separator, first_line, numeric_column, read_typed, require_file, require_values,
-                  sha256_file)
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.data.readers._frames import (
+    age_bucket,
+    as_token_tuples,
+    as_tokens,
+    check_rating_range,
+    entity_table,
+    numeric_tokens,
+    ratings_frame,
+    require_ratings,
+    title_series,
+    to_float,
+    year_token,
+)
+from mamo_l2l.data.readers._io import (
+    check_field_counts,
+    check_separator,
+    first_line,
+    numeric_column,
+    read_typed,
+    require_file,
+    require_values,
+    sha256_file,
+)
+from mamo_l2l.data.types import Field, RawDataset
 
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 MOVIELENS_STEMS = ("ml-100k", "ml-1m")

@@ -16,11 +16,29 @@ from typing import Sequence
 
 import pandas as pd
 
-from ...errors import MamoError
-from ..types import Field, RawDataset
-from ._frames import (age_bucket, as_tokens, check_rating_range, entity_table, ratings_frame, require_ratings,
-                      title_series, to_float, year_token)
-from ._io import check_csv_field_counts, check_separator, first_line, numeric_column, read_typed, require_file, require_values, sha256_file
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.data.readers._frames import (
+    age_bucket,
+    as_tokens,
+    check_rating_range,
+    entity_table,
+    ratings_frame,
+    require_ratings,
+    title_series,
+    to_float,
+    year_token,
+)
+from mamo_l2l.data.readers._io import (
+    check_csv_field_counts,
+    check_separator,
+    first_line,
+    numeric_column,
+    read_typed,
+    require_file,
+    require_values,
+    sha256_file,
+)
+from mamo_l2l.data.types import Field, RawDataset
 
 RATING_RANGE = (1.0, 10.0)
 AGE_RANGE = (5.0, 100.0)

@@ -16,13 +16,34 @@ from typing import Tuple
 import numpy as np
 import pandas as pd
 
-from ...errors import MamoError
-from ..types import Field, RawDataset
-from ._frames import (age_bucket, as_token_tuples, as_tokens, check_rating_range, entity_table, numeric_tokens,
-                      ratings_frame, require_ratings, title_series, to_float, year_token)
-from ._io import (check_field_counts, check_separator, first_line, line_of_row, numeric_column, read_table, read_typed, require_file,
-                  require_values, sha256_file)
-from .atomic import MOVIELENS_RANGE, zip_prefix
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.data.readers._frames import (
+    age_bucket,
+    as_token_tuples,
+    as_tokens,
+    check_rating_range,
+    entity_table,
+    numeric_tokens,
+    ratings_frame,
+    require_ratings,
+    title_series,
+    to_float,
+    year_token,
+)
+from mamo_l2l.data.readers._io import (
+    check_field_counts,
+    check_separator,
+    first_line,
+    line_of_row,
+    numeric_column,
+    read_table,
+    read_typed,
+    require_file,
+    require_values,
+    sha256_file,
+)
+from mamo_l2l.data.readers.atomic import MOVIELENS_RANGE, zip_prefix
+from mamo_l2l.data.types import Field, RawDataset
 
 # u.genre's order (used when the folder has no u.genre file)
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",

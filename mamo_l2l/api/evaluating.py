@@ -1,0 +1,81 @@
+"""Evaluating a run: ``evaluate`` scores the test scenarios with the references beside them and,
+optionally, the catalogue ranking; its answer is the content of a run's metrics.json."""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Sequence
+
+from mamo_l2l.algorithms import loaded_plugins
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.core.progress import log
+from mamo_l2l.data.types import SCENARIOS
+from mamo_l2l.evaluation.catalogue import (
+    candidate_items,
+    catalogue_metrics,
+    reference_catalogue,
+    relevant_threshold,
+)
+from mamo_l2l.evaluation.scoring import evaluate_references, evaluate_scenarios
+from mamo_l2l.training.checkpoint import library_versions
+from mamo_l2l.training.run import (
+    Run,
+    peak_device_memory_mib,
+    peak_memory_mib,
+)
+from mamo_l2l.training.runid import code_identity
+
+
+def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> None:
+    """Catalogue ranking (mamo_l2l/evaluation/catalogue.py) into ``results[s]["catalogue"]`` and
+    ``references[name][s]["catalogue"]`` (name: global_mean, item_mean, popularity)."""
+    splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
+    threshold = relevant_threshold(run.config.data.relevant_rating, data.rating_range)
+    candidates = candidate_items(data, splits, run.config.data)
+    for s in scenarios:
+        results[s]["catalogue"] = catalogue_metrics(run.model, run.algorithm, run.backend, splits.test[s],
+                                                    candidates[s], data, run.inner, threshold, t.device,
+                                                    ranking=run.ranking)
+        if progress:
+            c = results[s]["catalogue"]
+            log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
+                     f"NDCG@10 {c['ndcg@10']:.4f}")
+    for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios).items():
+        for s in scenarios:
+            references.setdefault(name, {}).setdefault(s, {})["catalogue"] = per[s]
+
+
+def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = False,
+             catalogue: bool = True) -> Dict[str, Any]:
+    """Score a run on the test scenarios, with the references beside it (the metrics.json content);
+    ``catalogue`` adds the catalogue ranking (docs/algorithm.md, Metrics)."""
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        raise MamoError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
+    started = time.perf_counter()
+    results = evaluate_scenarios(run.model, run.algorithm, run.backend, splits, data, run.inner,
+                                 scenarios, t.device, progress=progress)
+    seconds = time.perf_counter() - started
+    references = evaluate_references(splits, data, scenarios)
+    started = time.perf_counter()
+    if catalogue:
+        _add_catalogue(run, scenarios, results, references, progress)
+    catalogue_seconds = time.perf_counter() - started
+    n_tasks = sum(len(splits.test[s]) for s in scenarios)
+    timing = dict(run.timing, eval_seconds=seconds, eval_tasks_per_s=n_tasks / max(seconds, 1e-9),
+                  catalogue_seconds=catalogue_seconds, peak_memory_mib=peak_memory_mib())
+    device_peak = peak_device_memory_mib(t.device)
+    if device_peak is not None:
+        timing["peak_device_memory_mib"] = device_peak
+    return {
+        "model": run.model_name, "dataset": run.config.data.dataset, "backend": t.backend, "seed": t.seed,
+        "data_fingerprint": data.fingerprint, "local_steps_at_evaluation": run.inner.steps,
+        "warm_eval": run.config.data.warm_eval, "best_epoch": run.best_epoch,
+        "scenarios": results, "references": references, "ranking": run.ranking_notes,
+        "counts": splits.counts, "history": run.history, "timing": timing,
+        **({"pretrain_history": run.pretrain_history} if run.pretrain_history else {}),
+        "config": run.config.to_dict(), "versions": library_versions(),
+        "plugins": loaded_plugins(run.model_name), **code_identity(run.model_name),   # mamo_l2l/training/runid.py
+    }
+
+

@@ -1,0 +1,94 @@
+"""TODO docstring"""
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+
+import click
+
+from mamo_l2l.api import comparison as comparison
+from mamo_l2l.cli.options import (
+    backend_option,
+    config_from_options,
+    load_plugins,
+    plugin_option,
+    quiet_epochs,
+)
+from mamo_l2l.core.errors import MamoError
+from mamo_l2l.training.distributed import launched
+from mamo_l2l.training.faults import TrainingInterrupted, graceful_stop
+from mamo_l2l.training.run import check_device
+
+
+@click.command()
+@click.option(
+    "--dataset",
+    default=None,
+    help="ml-100k | ml-1m | book-crossing, or a name for --data-dir data. [default: config's, ml-100k]",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(),
+    default=None,
+    help="Folder with the data set's files in a supported format (skips fetching).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    help="Force a reader: a data format name (docs/data-formats.md). [default: detected]",
+)
+@click.option("--models", default="mamo,melu,maml", show_default=True, help="Comma-separated models (docs/models.md).")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per model.")
+@click.option("--epochs", type=int, default=None, help="Upper bound on epochs. [default: config's, 30]")
+@click.option("--config", "config_path", default=None, help="YAML config or packaged name, shared by every run.")
+@backend_option()
+@click.option("--device", default=None, help="cpu | cuda | cuda:N. [default: cpu]")
+@click.option(
+    "--warm-eval",
+    type=click.Choice(["heldout", "seen"]),
+    default=None,
+    help="Warm test (see train --help). [default: heldout]",
+)
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder. [default: results/<dataset>]")
+@click.option(
+    "--cache-dir", type=click.Path(), default=None, help="Data cache. [default: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l]"
+)
+@click.option("--local-steps", type=int, default=None, help="Local steps for every model (training and evaluation).")
+@click.option(
+    "--catalogue/--no-catalogue",
+    default=True,
+    show_default=True,
+    help="Also rank the whole catalogue per test user (slow on large catalogues such as Book-Crossing's).",
+)
+@click.option(
+    "--paired-with",
+    default=None,
+    help="Model compared seed by seed with each other model in results.md. [default: the first of --models]",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars or epoch lines (the per-run lines stay).")
+@plugin_option
+def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend, device, warm_eval, out_dir,
+            cache_dir, local_steps, catalogue, paired_with, quiet, plugins):
+    """Train (or reuse) every model x seed and write results.md/.csv/.json (+ mae.png) with mean and std."""
+    if launched():
+        raise MamoError("compare runs as one process; under torchrun use `train` (docs/distributed.md)")
+    quiet = quiet_epochs(quiet)  # epoch lines off; the per-run lines stay
+    load_plugins(plugins)
+    cfg = config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
+                              epochs=epochs, device=device, local_steps=local_steps)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    check_device(cfg.train.device)
+    out = out_dir or f"results/{cfg.data.dataset}"
+    command = "mamo-l2l " + shlex.join(click.get_current_context().meta.get("mamo_l2l.argv", sys.argv[1:]))
+    click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}", err=True)
+    try:
+        with graceful_stop():
+            comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
+                               paired_with=paired_with, catalogue=catalogue)
+    except TrainingInterrupted as e:  # the run in progress saved its last.pt (docs/operations.md)
+        click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch} of the run in {e.out_dir}; "
+                   "the same compare command continues (finished runs are reused, this one resumes)", err=True)
+        sys.exit(e.exit_code)
+    click.echo(f"see {out}/results.md")

@@ -1,0 +1,175 @@
+"""`mamo-l2l compare`: runs per model x seed, mean/std tables checked against the per-run
+metrics.json files, best marks, reuse on a second call, the chart's optional dependency."""
+import csv
+import json
+import math
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mamo_l2l.api.report import PLOT_HINT
+from mamo_l2l.cli.main import app
+
+MODELS = ("melu", "supervised")
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, ml100k_raw_dir):
+    base = tmp_path_factory.mktemp("compare")
+    cfg = base / "small.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"field_dim": 8, "embed_dim": 8, "hidden": 16},
+                                   "train": {"meta_batch_size": 8, "batch_size": 64}}))
+    args = ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--models", ",".join(MODELS),
+            "--seeds", "2", "--epochs", "2", "--config", str(cfg), "--out", str(base / "out"),
+            "--cache-dir", str(base / "cache"), "--quiet"]
+    mp = pytest.MonkeyPatch()
+    mp.setitem(sys.modules, "matplotlib", None)     # as if the optional `plot` extra were missing
+    try:
+        first = CliRunner().invoke(app, args)
+    finally:
+        mp.undo()
+    assert first.exit_code == 0, first.output
+    return base / "out", args, first.output
+
+
+def _run_metrics(out, model, seed):
+    return json.loads((out / "runs" / f"{model}-seed{seed}" / "metrics.json").read_text())
+
+
+def test_writes_the_three_files_and_one_run_per_model_and_seed(compared):
+    out, _, output = compared
+    for name in ("results.md", "results.csv", "results.json"):
+        assert (out / name).is_file(), name
+    for model in MODELS:
+        for seed in (0, 1):
+            m = _run_metrics(out, model, seed)
+            assert (m["model"], m["seed"]) == (model, seed)
+    assert "[run 1/4] melu seed 0" in output and "[run 4/4] supervised seed 1" in output
+    assert "ETA" in output
+
+
+def test_mean_and_std_match_the_runs(compared):
+    out, _, _ = compared
+    a = _run_metrics(out, "melu", 0)["scenarios"]["user_cold"]["mae"]
+    b = _run_metrics(out, "melu", 1)["scenarios"]["user_cold"]["mae"]
+    mean, std = (a + b) / 2, abs(a - b) / math.sqrt(2)      # sample std (ddof=1) of two values
+    res = json.loads((out / "results.json").read_text())
+    cell = res["results"]["melu"]["user_cold"]["mae"]
+    assert cell["mean"] == pytest.approx(mean, abs=1e-12) and cell["std"] == pytest.approx(std, abs=1e-12)
+    assert cell["values"] == [a, b]
+    rows = {(r["model"], r["scenario"]): r for r in csv.DictReader(open(out / "results.csv"))}
+    row = rows[("melu", "user_cold")]
+    assert float(row["mae_mean"]) == pytest.approx(mean) and float(row["mae_std"]) == pytest.approx(std)
+    assert f"{mean:.4f} ± {std:.4f}" in (out / "results.md").read_text()
+
+
+def test_best_per_column_is_marked(compared):
+    out, _, _ = compared
+    res = json.loads((out / "results.json").read_text())
+    for scen in res["scenarios"]:
+        for metric, lower in (("mae", True), ("rmse", True), ("ndcg@3", False)):
+            means = {m: res["results"][m][scen][metric]["mean"] for m in MODELS}
+            best = (min if lower else max)(means, key=means.get)
+            assert res["results"][best][scen][metric]["best"]
+            assert sum(res["results"][m][scen][metric]["best"] for m in MODELS) >= 1
+    md = (out / "results.md").read_text()
+    assert "**" in md
+
+
+def test_results_name_the_command_and_the_counts(compared):
+    out, args, _ = compared
+    md = (out / "results.md").read_text()
+    assert "mamo-l2l compare" in md and "Data counts per seed" in md
+    res = json.loads((out / "results.json").read_text())
+    counts = _run_metrics(out, "melu", 1)["counts"]
+    assert res["counts"]["1"]["splits"] == counts["splits"]
+    assert res["results"]["melu"]["warm"]["users"] == [_run_metrics(out, "melu", k)["scenarios"]["warm"]["users"]
+                                                       for k in (0, 1)]
+
+
+def test_missing_matplotlib_says_how_to_get_it(compared):
+    out, _, output = compared
+    assert "pip install matplotlib" in output and "EXTRAS=test,plot" in output
+    assert PLOT_HINT.split(",")[0] in output
+    assert not (out / "mae.png").exists()
+
+
+def test_second_call_reuses_the_runs(compared):
+    out, args, _ = compared
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/best.pt")}
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("reusing") == 4
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_unknown_model_fails_before_training(tmp_path, ml100k_raw_dir):
+    res = CliRunner().invoke(app, ["compare", "--data-dir", str(ml100k_raw_dir), "--models", "melu,nope",
+                                   "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 1 and "unknown model(s) nope" in res.output
+    assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_catalogue_metrics_are_aggregated(compared):
+    out, _, _ = compared
+    res = json.loads((out / "results.json").read_text())
+    a = _run_metrics(out, "melu", 0)["scenarios"]["warm"]["catalogue"]["ndcg@10"]
+    b = _run_metrics(out, "melu", 1)["scenarios"]["warm"]["catalogue"]["ndcg@10"]
+    assert res["results"]["melu"]["warm"]["catalogue_ndcg@10"]["mean"] == pytest.approx((a + b) / 2)
+    rows = {(r["model"], r["scenario"]): r for r in csv.DictReader(open(out / "results.csv"))}
+    assert float(rows[("melu", "warm")]["catalogue_ndcg@10_mean"]) == pytest.approx((a + b) / 2)
+    assert "Catalogue NDCG@10 per scenario" in (out / "results.md").read_text()
+
+
+def test_quiet_shows_the_per_run_lines_but_no_epoch_lines(compared):
+    _, _, output = compared
+    assert "[run 1/4]" in output
+    assert "train loss" not in output
+
+
+def test_paired_comparison_matches_the_runs(compared):
+    out, _, _ = compared
+    results = json.loads((out / "results.json").read_text())
+    paired = results["paired"]
+    assert paired["reference"] == MODELS[0] and set(paired["models"]) == {MODELS[1]}
+    for scen in ("warm", "user_cold"):
+        for metric in ("mae", "ndcg@3"):
+            diffs = [_run_metrics(out, MODELS[0], k)["scenarios"][scen][metric]
+                     - _run_metrics(out, MODELS[1], k)["scenarios"][scen][metric] for k in (0, 1)]
+            cell = paired["models"][MODELS[1]][scen][metric]
+            mean = sum(diffs) / 2
+            se = abs(diffs[0] - diffs[1]) / 2          # sample std / sqrt(2) for two values
+            assert cell["mean_diff"] == pytest.approx(mean, abs=1e-12)
+            assert cell["se"] == pytest.approx(se, abs=1e-12)
+            assert cell["ci95"] == pytest.approx([mean - 12.706 * se, mean + 12.706 * se], abs=1e-9)
+            inside = cell["ci95"][0] <= 0 <= cell["ci95"][1]
+            assert (cell["verdict"] == "within noise") == inside
+    md = (out / "results.md").read_text()
+    assert f"## Paired comparison: {MODELS[0]} against each model" in md
+
+
+def test_paired_verdicts_by_hand():
+    from mamo_l2l.api.report import paired_comparison
+    values = {"a": [0.70, 0.71, 0.72], "b": [0.75, 0.76, 0.77], "c": [0.69, 0.73, 0.71]}
+    results = {"seeds": [0, 1, 2], "models": list(values), "scenarios": ["warm"],
+               "results": {m: {"warm": {"mae": {"values": v}, "ndcg@3": {"values": [0.5, 0.6, 0.7]}}}
+                           for m, v in values.items()}}
+    p = paired_comparison(results, "a")
+    assert p["models"]["b"]["warm"]["mae"]["verdict"] == "better"      # a is 0.05 lower every seed
+    assert p["models"]["b"]["warm"]["mae"]["mean_diff"] == pytest.approx(-0.05)
+    assert p["models"]["c"]["warm"]["mae"]["verdict"] == "within noise"
+    assert p["models"]["b"]["warm"]["ndcg@3"]["verdict"] == "within noise"  # identical: zero spread
+    results["results"]["b"]["warm"]["ndcg@3"]["values"] = [0.6, 0.7, 0.8]
+    assert paired_comparison(results, "a")["models"]["b"]["warm"]["ndcg@3"]["verdict"] == "worse"
+
+
+def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
+    res = CliRunner().invoke(app, ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir),
+                                   "--models", "item-mean", "--seeds", "1", "--out", str(tmp_path / "out"),
+                                   "--cache-dir", str(tmp_path / "cache"), "--no-catalogue", "--quiet"])
+    assert res.exit_code == 0, res.output
+    metrics = _run_metrics(tmp_path / "out", "item-mean", 0)
+    assert all("catalogue" not in s for s in metrics["scenarios"].values())
+    assert "mae" in metrics["scenarios"]["warm"]

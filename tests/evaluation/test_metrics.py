@@ -1,0 +1,106 @@
+"""Metrics against values worked out by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from mamo_l2l.evaluation.metrics import ndcg_at_k, scenario_metrics
+
+
+def test_ndcg_hand_values():
+    pred, true = [1.0, 2.0, 3.0], [5.0, 3.0, 4.0]   # ranked by prediction: true ratings 4, 3, 5
+    assert ndcg_at_k(pred, true, 1) == pytest.approx(15 / 31)
+    dcg3 = 15 + 7 / math.log2(3) + 31 / 2
+    idcg3 = 31 + 15 / math.log2(3) + 7 / 2
+    assert ndcg_at_k(pred, true, 3) == pytest.approx(dcg3 / idcg3)
+    assert ndcg_at_k(pred, true, 5) == pytest.approx(dcg3 / idcg3)   # k beyond the list: whole list
+    assert ndcg_at_k([3.0, 1.0, 2.0], true, 3) == pytest.approx(1.0)
+
+
+def test_scenario_metrics_pool_all_ratings():
+    preds = [np.array([1.0, 2.0]), np.array([4.0, 4.0, 4.0, 4.0])]
+    trues = [np.array([2.0, 2.0]), np.array([5.0, 3.0, 4.0, 2.0])]
+    m = scenario_metrics(preds, trues)
+    assert m["mae"] == pytest.approx((1 + 0 + 1 + 1 + 0 + 2) / 6)
+    assert m["rmse"] == pytest.approx(math.sqrt((1 + 0 + 1 + 1 + 0 + 4) / 6))
+    assert m["users"] == 2 and m["ratings"] == 6
+    # user 1: order by pred [1, 2] -> true (2, 2): perfect; user 2: all tied -> every position gets
+    # the mean gain (31 + 7 + 15 + 3) / 4 = 14 in expectation
+    u2 = 14 * (1 + 1 / math.log2(3) + 1 / 2) / (31 + 15 / math.log2(3) + 7 / 2)
+    assert m["ndcg@3"] == pytest.approx((1.0 + u2) / 2)
+
+
+def test_empty_scenario_is_nan_not_an_error():
+    m = scenario_metrics([], [])
+    assert m["users"] == 0 and math.isnan(m["mae"])
+
+
+def test_ties_score_the_expected_value_under_random_order():
+    # two tied items: each is first with probability 1/2
+    assert ndcg_at_k([2.0, 2.0], [1.0, 5.0], 1) == pytest.approx(0.5 * (1 + 31) / 31)
+    assert ndcg_at_k([2.0, 2.0], [5.0, 1.0], 1) == pytest.approx(0.5 * (1 + 31) / 31)
+
+
+def test_constant_predictor_is_independent_of_query_order():
+    """A constant predictor's nDCG is the expectation over all orders, whatever the query order
+    (the old stable sort gave whatever order the query happened to be listed in)."""
+    import itertools
+    true = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
+    pred = np.full(5, 3.5)
+    for k in (1, 3, 5):
+        brute = np.mean([ndcg_at_k(np.arange(5, 0, -1.0), true[list(p)], k)
+                         for p in itertools.permutations(range(5))])
+        for order in (range(5), (4, 3, 2, 1, 0), (2, 0, 4, 1, 3)):
+            assert ndcg_at_k(pred, true[list(order)], k) == pytest.approx(brute)
+
+
+def test_partial_ties_average_only_within_the_tied_group():
+    import itertools
+    pred = np.array([3.0, 1.0, 3.0, 2.0, 2.0, 2.0])
+    true = np.array([1.0, 5.0, 4.0, 2.0, 5.0, 3.0])
+    for k in (1, 3, 5):
+        vals = []
+        for p1 in itertools.permutations([0, 2]):
+            for p2 in itertools.permutations([3, 4, 5]):
+                order = list(p1) + list(p2) + [1]
+                vals.append(ndcg_at_k(np.arange(6, 0, -1.0), true[order], k))
+        assert ndcg_at_k(pred, true, k) == pytest.approx(np.mean(vals))
+
+
+def _brute_catalogue(scores, relevant, n_relevant, k):
+    """Average of the plain metrics over every order of the tied scores (small lists only)."""
+    import itertools
+    from collections import defaultdict
+    groups = defaultdict(list)
+    for i, s in enumerate(scores):
+        groups[s].append(i)
+    keys = sorted(groups, reverse=True)
+    vals = []
+    for combo in itertools.product(*(itertools.permutations(groups[s]) for s in keys)):
+        ranking = [i for part in combo for i in part][:k]
+        hits = [bool(relevant[i]) for i in ranking]
+        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+        idcg = sum(1 / math.log2(r + 2) for r in range(min(n_relevant, k)))
+        vals.append((sum(hits) / n_relevant, dcg / idcg, float(any(hits))))
+    return tuple(np.mean(vals, axis=0))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 6])
+def test_catalogue_metrics_are_the_expectation_over_tied_orders(k):
+    from mamo_l2l.evaluation.metrics import catalogue_user_metrics
+    scores = np.array([0.5, 2.0, 1.0, 1.0, 1.0, 0.2, 2.0])
+    relevant = np.array([True, False, True, False, True, False, False])
+    got = catalogue_user_metrics(scores, relevant, n_relevant=4, k=k)   # one relevant item is no candidate
+    assert got == pytest.approx(_brute_catalogue(scores, relevant, 4, k))
+
+
+def test_catalogue_metrics_hand_values_and_unrankable_items():
+    from mamo_l2l.evaluation.metrics import catalogue_user_metrics
+    scores = np.array([3.0, 2.0, -np.inf, 1.0])       # -inf: a support item, never ranked
+    relevant = np.array([False, True, True, False])
+    recall, ndcg, hit = catalogue_user_metrics(scores, relevant, n_relevant=2, k=2)
+    assert recall == pytest.approx(0.5) and hit == 1.0
+    assert ndcg == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    # a constant scorer: every candidate equally likely in the top k
+    recall, ndcg, hit = catalogue_user_metrics(np.zeros(10), np.arange(10) < 2, n_relevant=2, k=5)
+    assert recall == pytest.approx(0.5) and hit == pytest.approx(1 - (8 * 7 * 6 * 5 * 4) / (10 * 9 * 8 * 7 * 6))

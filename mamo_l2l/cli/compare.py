@@ -1,4 +1,4 @@
-"""TODO docstring"""
+"""`mamo-l2l compare`: every model x seed trained or reused, then the tables (mamo_l2l/api/comparison.py)."""
 from __future__ import annotations
 
 import shlex

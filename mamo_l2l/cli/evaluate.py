@@ -1,4 +1,4 @@
-"""TODO docstring"""
+"""`mamo-l2l evaluate` (score a saved model on the test scenarios) and `mamo-l2l inspect` (its memory report)."""
 from __future__ import annotations
 
 import json

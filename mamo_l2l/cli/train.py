@@ -1,4 +1,4 @@
-"""TODO docstring"""
+"""`mamo-l2l train`: one run from flags or a config (or `--resume` of an interrupted one), then its table."""
 from __future__ import annotations
 
 import signal

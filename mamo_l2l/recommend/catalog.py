@@ -1,4 +1,6 @@
-"""TODO docstring"""
+"""The item catalogue of a run: the items it can recommend (ids, titles, feature rows) and what is
+needed to encode a new user (the user-field layouts and vocabularies, the rating range), stored in
+``best.pt`` under ``catalog`` so that a recommender loads from the checkpoint alone (docs/serving.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

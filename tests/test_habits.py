@@ -38,5 +38,5 @@ def test_the_tests_mirror_the_package():
     for folder in folders:
         assert list((REPO / "tests" / folder).glob("test_*.py")), f"tests/{folder} holds no tests"
     top = sorted(p.name for p in (REPO / "tests").glob("test_*.py"))
-    assert set(top) <= {"test_extending.py", "test_habits.py", "test_layers.py", "test_packaging.py",
+    assert set(top) <= {"test_docs.py", "test_extending.py", "test_habits.py", "test_layers.py", "test_packaging.py",
                         "test_readme.py"}, f"tests of one layer belong in its folder: {top}"

@@ -1,4 +1,4 @@
-"""Options shared by several commands (mamo_l2l/cli/main.py, recommend_cli.py); choices come from the registries."""
+"""Options shared by several commands (mamo_l2l/cli/): choices come from the registries."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,4 @@
-"""`mamo-l2l recommend` and `mamo-l2l serve` (registered by cli._register; docs/serving.md)."""
+"""`mamo-l2l recommend` and `mamo-l2l serve` (added to the group in mamo_l2l/cli/main.py; docs/serving.md)."""
 from __future__ import annotations
 
 import json

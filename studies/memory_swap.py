@@ -7,7 +7,7 @@ user's attention now points at another cluster's values: the wrong personalisati
 memories personalise usefully, both changes must raise the MAE; if they do not, nothing changes.
 Paired over the runs given (one per seed): mean difference and its standard error.
 
-    python benchmarks/memory_swap.py results/book-crossing-steps1/runs/mamo-seed*/best.pt
+    python studies/memory_swap.py results/book-crossing-steps1/runs/mamo-seed*/best.pt
 """
 from __future__ import annotations
 

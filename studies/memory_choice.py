@@ -5,7 +5,7 @@ For each candidate memory config and seed: train MAMO (early stopping on validat
 selected model over the training users (slot distances, attention entropy, start spread).
 Test users are never scored here.
 
-    python benchmarks/memory_choice.py --dataset ml-100k --seeds 0,1,2 \
+    python studies/memory_choice.py --dataset ml-100k --seeds 0,1,2 \
         --candidate "memory_update=interpolate,memory_init=random" \
         --candidate "memory_update=competitive,memory_init=kmeans,temperature=0.1"
 """

@@ -5,7 +5,7 @@ fresh folder, send SIGTERM at a random time within the reference's duration, and
 (again killed at random with probability --kill-resumes, until it finishes). Every finished run's
 best.pt must equal the reference's bit for bit.
 
-    OMP_NUM_THREADS=1 python benchmarks/soak_resume.py --n 20 --data-dir ../shared/data/ml-100k
+    OMP_NUM_THREADS=1 python scripts/soak_resume.py --n 20 --data-dir ../shared/data/ml-100k
 
 Prints one line per cycle and a summary "K/N resumed runs identical to the uninterrupted run";
 exits 1 when any differs.

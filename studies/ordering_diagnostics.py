@@ -17,7 +17,7 @@ as ``mamo-l2l train`` writes it) it prints the validation nDCG@3 (and MAE) of:
   the shrunk item means (where the model's item bias starts) alone are the reference. This is what
   ``model.taste_dim`` builds into the model (docs/algorithm.md, "Taste factors").
 
-    python benchmarks/ordering_diagnostics.py runs/mamo-s0 runs/mamo-s1 runs/mamo-s2
+    python studies/ordering_diagnostics.py runs/mamo-s0 runs/mamo-s1 runs/mamo-s2
 """
 
 from __future__ import annotations

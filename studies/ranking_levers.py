@@ -8,7 +8,7 @@ proxy of new-item quality: the validation users scored with every item's identit
 UNKNOWN (no identity embedding, no item bias), as a new item is. With ``--references`` it also
 prints the validation item-mean nDCG@3 and the popularity Recall@10 per seed.
 
-    python benchmarks/ranking_levers.py runs/a-s0 runs/a-s1 runs/a-s2 [--references --dataset ml-1m]
+    python studies/ranking_levers.py runs/a-s0 runs/a-s1 runs/a-s2 [--references --dataset ml-1m]
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ for a comparison stopped before every run finished, or whose runs were made by a
 version of the code (compare itself would retrain those). Only seeds that every model finished
 are used; the paired comparison is that of compare (mamo_l2l/api/comparison.py).
 
-    python benchmarks/aggregate_runs.py results/ml-1m-steps5 --models mamo,maml,melu --paired-with mamo
+    python scripts/aggregate_runs.py results/ml-1m-steps5 --models mamo,maml,melu --paired-with mamo
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def main() -> None:
     results = aggregate(per_run, models, seeds)
     first = per_run[models[0]][seeds[0]]
     results.update(dataset=first.get("dataset"), warm_eval=first.get("warm_eval"), backend=first.get("backend"),
-                   command=f"python benchmarks/aggregate_runs.py {args.out_dir} --models {args.models}")
+                   command=f"python scripts/aggregate_runs.py {args.out_dir} --models {args.models}")
     if len(models) > 1:
         results["paired"] = paired_comparison(results, args.paired_with or models[0])
     text = format_markdown(results)

@@ -307,6 +307,13 @@ def packaged_configs() -> Dict[str, Path]:
     return {p.stem: p for p in sorted(PACKAGED_DIR.glob("*.yaml"))}
 
 
+def preset_values(name: str) -> Dict[str, Dict[str, Any]]:
+    """The keys a packaged config sets, as written ({section: {key: value}}; partial)."""
+    path = packaged_configs()[name]
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {section: dict(values or {}) for section, values in data.items()}
+
+
 def resolve_config_path(path: Union[str, Path]) -> Path:
     """A config path, or the packaged config named by ``path``: a value with no path separator
     and no .yaml/.yml suffix that names a file in mamo_l2l/configs (``--config melu-paper``)."""

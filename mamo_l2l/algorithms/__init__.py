@@ -29,6 +29,7 @@ from mamo_l2l.algorithms.baselines import (
     SupervisedFinetune,
 )
 from mamo_l2l.algorithms.mamo import MAMO, MAMORecommender
+from mamo_l2l.algorithms.tanp import TaNP
 from mamo_l2l.core.config import ModelConfig
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.plugins import load_entry_points, load_plugins
@@ -37,6 +38,7 @@ from mamo_l2l.data.types import EncodedDataset
 from mamo_l2l.models.melu import build_melu
 from mamo_l2l.models.memory import MAMOMemory
 from mamo_l2l.models.recommender import Recommender, build_recommender
+from mamo_l2l.models.tanp import TaNPRecommender
 
 log = logging.getLogger("mamo_l2l")
 Builder = Callable[[ModelConfig, EncodedDataset, float], Tuple[Recommender, Algorithm]]
@@ -117,6 +119,13 @@ def build_maml(cfg, data, rating_mean):
 def build_melu_model(cfg, data, rating_mean):
     model = build_melu(data.user_layout, data.item_layout, cfg.field_dim, cfg.hidden, rating_mean)
     return model, MeLU(model)
+
+
+@register_model("tanp")
+def build_tanp(cfg, data, rating_mean):
+    model = TaNPRecommender(data.user_layout, data.item_layout, cfg.field_dim, cfg.tanp_hidden, cfg.tanp_z_dim,
+                            cfg.tanp_clusters, rating_mean, gated=cfg.tanp_film == "gated")
+    return model, TaNP(model, cfg.tanp_alpha, cfg.tanp_lambda)
 
 
 @register_model("supervised")

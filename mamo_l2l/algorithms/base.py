@@ -12,6 +12,9 @@ import torch
 
 from mamo_l2l.models.recommender import Recommender
 
+#: one task's (item profiles [N, P_i], ratings [N], padding mask [N])
+RatingSet = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
 
 class Algorithm:
     """MAML's behaviour: every user starts from the global head parameters; nothing is written."""
@@ -19,6 +22,9 @@ class Algorithm:
     name = "maml"
     #: whether the model adapts per user at all (non-meta references set this False)
     adapts = True
+    #: whether ``train.local_steps`` apply: False for a model whose per-user start is its whole
+    #: adaptation (TaNP): it takes 0 local steps on every backend, whatever the config says
+    takes_local_steps = True
 
     def __init__(self, model: Recommender):
         self.model = model
@@ -38,6 +44,22 @@ class Algorithm:
         context: whatever ``functional_write`` needs later (e.g. the attention).
         """
         return {}, None
+
+    def task_start(self, p_u: torch.Tensor, support: RatingSet,
+                   query: Optional[RatingSet] = None) -> Tuple[Dict[str, torch.Tensor], Any]:
+        """``start`` for one task that may read the task's ratings (what every backend calls).
+
+        ``support`` = (p_s [N_s, P_i], sy [N_s], sm [N_s]): the support item profiles, ratings
+        and padding mask; ``query`` the same for the query set in training only (None at
+        evaluation, catalogue scoring and ``recommend``). Called once per task, under
+        ``torch.func.vmap`` by func, so the same rules as ``functional_write`` hold (random draws
+        are allowed: func maps with ``randomness="different"``). Default: ``start(p_u)``."""
+        return self.start(p_u)
+
+    def task_loss(self, context: Any) -> Optional[torch.Tensor]:
+        """A term (a scalar) added to this training task's query loss, from the context that
+        ``task_start`` returned; None (the default): nothing added. Training only."""
+        return None
 
     def functional_write(self, p_u: torch.Tensor, context: Any, adapted: Dict[str, torch.Tensor],
                          query_loss: Callable[[Dict[str, torch.Tensor]], torch.Tensor]):

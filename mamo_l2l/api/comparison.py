@@ -24,10 +24,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from mamo_l2l.algorithms import require_models
+from mamo_l2l.algorithms import MODELS, require_models
 from mamo_l2l.api.pipeline import run
 from mamo_l2l.api.report import aggregate, duration, paired_comparison, write_results
-from mamo_l2l.core.config import Config
+from mamo_l2l.core.config import Config, packaged_configs, preset_values
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
@@ -39,20 +39,48 @@ def run_dir(out_dir, model: str, seed: int) -> Path:
     return Path(out_dir) / "runs" / f"{model}-seed{seed}"
 
 
+#: what a preset entry does not change: the run budget and the machine stay the shared config's
+PRESET_KEEPS = ("train.epochs", "train.patience", "train.seed", "train.device", "train.threads",
+                "train.backend", "data.dataset", "data.data_dir", "data.format")
+
+
+def require_entries(entries: Sequence[str]) -> None:
+    """MamoError unless every ``--models`` entry is a registered model or a packaged config."""
+    presets = packaged_configs()
+    try:
+        require_models(*[e for e in entries if e not in presets], listing=True)
+    except MamoError as e:
+        raise MamoError(f"{e}; or a packaged config: {', '.join(presets)}") from None
+
+
+def entry_config(config: Config, entry: str) -> Config:
+    """The config of one ``--models`` entry: a registered model runs under ``config`` with its
+    name; a packaged config's name (``mamo-paper``, ``fomelu``, ``melu-5``, ...) runs under
+    ``config`` with that preset's keys over it, except ``PRESET_KEEPS``."""
+    if entry in MODELS or entry not in packaged_configs():
+        return config.override("model", name=entry)
+    out = config
+    for section, values in preset_values(entry).items():
+        kept = {k: v for k, v in values.items() if f"{section}.{k}" not in PRESET_KEEPS}
+        out = out.override(section, **kept)
+    return out
+
+
 
 
 def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
             command: Optional[str] = None, progress: bool = True, paired_with: Optional[str] = None,
             catalogue: bool = True) -> Dict[str, Any]:
     """Train or reuse ``models`` x seeds 0..seeds-1 under ``config`` (its model name and seed are
-    set per run), write the result files into ``out_dir`` and return the results.json content.
+    set per run; an entry that names a packaged config runs under that preset, ``entry_config``),
+    write the result files into ``out_dir`` and return the results.json content.
     ``paired_with`` (default: the first model) is compared seed by seed with each other model
     (``paired_comparison``). ``catalogue=False`` skips the catalogue ranking of newly trained runs
     (slow on large catalogues: about 5 minutes a run on Book-Crossing's 65k items, measured)."""
     models = list(dict.fromkeys(models))
     if paired_with is not None and paired_with not in models:
         raise MamoError(f"--paired-with {paired_with!r} is not one of --models ({', '.join(models)})")
-    require_models(*models, listing=True)
+    require_entries(models)
     if not models or seeds < 1:
         raise MamoError("compare needs at least one model and --seeds >= 1")
     out_dir = Path(out_dir)
@@ -65,9 +93,13 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
     started = time.perf_counter()
     for seed in range(seeds):
         seed_config = config.override("train", seed=seed)
-        bundle = load_data(seed_config, cache_dir=cache_dir, progress=progress)
+        bundles: Dict[str, Any] = {}     # one per data config of the seed (a preset may change it)
         for model in models:
-            run_config = seed_config.override("model", name=model)
+            run_config = entry_config(seed_config, model)
+            data_key = repr(sorted(run_config.to_dict()["data"].items()))
+            if data_key not in bundles:
+                bundles[data_key] = load_data(run_config, cache_dir=cache_dir, progress=progress)
+            bundle = bundles[data_key]
             folder = run_dir(out_dir, model, seed)
             log.info(f"[run {done + 1}/{total}] {model} seed {seed}: {done} done, elapsed "
                      f"{duration(time.perf_counter() - started)}, "

@@ -62,10 +62,12 @@ AdaptFn = Callable[..., Adapted]
 
 
 def adapt_task(adapt: AdaptFn, head: nn.Module, algorithm: Algorithm, p_u: torch.Tensor, p_s: torch.Tensor,
-               sy: torch.Tensor, sm: torch.Tensor, inner: InnerLoop, second_order: bool) -> Tuple[Adapted, Any]:
-    """One user's adaptation: the algorithm's start, then ``inner.steps`` local steps of ``adapt``
-    on the (masked) support MSE. Returns (adapted head, the start's context)."""
-    overrides, context = algorithm.start(p_u)
+               sy: torch.Tensor, sm: torch.Tensor, inner: InnerLoop, second_order: bool,
+               query: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None) -> Tuple[Adapted, Any]:
+    """One user's adaptation: the algorithm's start (``task_start``: it may read the support set,
+    and ``query`` = (p_q, qy, qm) in training), then ``inner.steps`` local steps of ``adapt`` on
+    the (masked) support MSE. Returns (adapted head, the start's context)."""
+    overrides, context = algorithm.task_start(p_u, (p_s, sy, sm), query)
     adapted = adapt(head, overrides, lambda learner: masked_mse(learner(p_u, p_s), sy, sm), inner, second_order)
     return adapted, context
 
@@ -75,18 +77,23 @@ def task_step(adapt: AdaptFn, head: nn.Module, algorithm: Algorithm, p_u, p_s, s
     """One user's task: (query loss [], query prediction [N_q] with padding as 0, write).
 
     ``p_u`` [P_u], ``p_s`` [N_s, P_i], ``sy``/``sm`` [N_s], ``p_q`` [N_q, P_i], ``qy``/``qm`` [N_q].
-    Training: second-order local steps unless ``inner.first_order``, and the algorithm's
-    ``functional_write`` (torch.func only, so this function can run under ``vmap``); the write is
+    Training: second-order local steps unless ``inner.first_order``, the algorithm's
+    ``task_loss`` added to the query loss, and its ``functional_write`` (torch.func only, so this
+    function can run under ``vmap``); the write is
     returned as ``(write,)``, or ``()`` when there is none (vmap cannot return None).
     Evaluation: first-order steps, no write, the loss detached."""
     adapted, context = adapt_task(adapt, head, algorithm, p_u, p_s, sy, sm, inner,
-                                  second_order=training and not inner.first_order)
+                                  second_order=training and not inner.first_order,
+                                  query=(p_q, qy, qm) if training else None)
     pred = adapted.forward(p_u, p_q)
     loss = masked_mse(pred, qy, qm)
     if not training:
         return loss.detach(), pred * qm, ()
     if inner.pair_weight:   # the outer objective only: local steps and memory writes stay on the MSE
         loss = loss + inner.pair_weight * masked_pair_loss(pred, qy, qm)
+    extra = algorithm.task_loss(context)
+    if extra is not None:   # e.g. TaNP's KL and clustering terms
+        loss = loss + extra
 
     def query_loss(params: Dict[str, torch.Tensor]) -> torch.Tensor:
         return masked_mse(functional_call(head, params, (p_u, p_q)), qy, qm)

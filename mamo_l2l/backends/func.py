@@ -104,8 +104,10 @@ class FuncBackend(Backend):
             p_u = model.user_embedder(batch.user_x)          # [B, P_u]
             p_s = model.item_embedder(batch.support_x)       # [B, N_s, P_i]
             p_q = model.item_embedder(batch.query_x)         # [B, N_q, P_i]
-            loss, pred, write = vmap(task)(p_u, p_s, batch.support_y, batch.support_mask,
-                                           p_q, batch.query_y, batch.query_mask)
+            # randomness="different": a random draw in an algorithm's task_start (TaNP's z) is
+            # drawn independently per task, as the per-task backends draw it
+            loss, pred, write = vmap(task, randomness="different")(p_u, p_s, batch.support_y, batch.support_mask,
+                                                                   p_q, batch.query_y, batch.query_mask)
         if write:
             writes = [pytree.tree_map(lambda leaf, b=b: leaf[b], write[0]) for b in range(len(batch))]
         else:

@@ -39,7 +39,12 @@ from mamo_l2l.training.run import check_device
     default=None,
     help="Force a reader: a data format name (docs/data-formats.md). [default: detected]",
 )
-@click.option("--models", default="mamo,melu,maml", show_default=True, help="Comma-separated models (docs/models.md).")
+@click.option(
+    "--models",
+    default="mamo,melu,maml",
+    show_default=True,
+    help="Comma-separated models or packaged configs (mamo-paper, fomelu, melu-5, ...; docs/models.md).",
+)
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per model.")
 @click.option("--epochs", type=int, default=None, help="Upper bound on epochs. [default: config's, 30]")
 @click.option("--config", "config_path", default=None, help="YAML config or packaged name, shared by every run.")

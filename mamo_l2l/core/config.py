@@ -88,6 +88,13 @@ class ModelConfig:
     taste_scale: float = 12.0  # q_i starts at this times the ALS item factors of the training ratings
     identity_dropout: float = 0.5  # share of item identities read as UNKNOWN in each training epoch
     choice_prior: bool = True  # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
+    # TaNP (docs/models.md, "TaNP"): the authors' published settings
+    tanp_clusters: int = 10      # K cluster centres of the task memory
+    tanp_alpha: float = 1.0      # degrees of freedom of the Student-t soft assignment
+    tanp_lambda: float = 1.0     # weight of the clustering loss
+    tanp_z_dim: int = 32         # size of the latent variable z
+    tanp_hidden: int = 32        # width of the encoders and the decoder
+    tanp_film: str = "film"      # film | gated: how the task embedding modulates the decoder
 
     def validate(self) -> None:
         for key in ("field_dim", "embed_dim", "hidden", "memory_slots"):
@@ -107,6 +114,14 @@ class ModelConfig:
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
+        for key in ("tanp_clusters", "tanp_z_dim"):
+            if getattr(self, key) < 1:
+                raise MamoError(f"config key model.{key} must be >= 1")
+        if self.tanp_hidden < 2:
+            raise MamoError("config key model.tanp_hidden must be >= 2")
+        if self.tanp_alpha <= 0 or self.tanp_lambda < 0:
+            raise MamoError("config keys model.tanp_alpha must be > 0 and model.tanp_lambda >= 0")
+        _choice("model.tanp_film", self.tanp_film, ("film", "gated"))
 
 
 #: Keys added to the config after runs were first recorded, with the value that reproduces the
@@ -290,6 +305,13 @@ PACKAGED_DIR = Path(__file__).resolve().parent.parent / "configs"
 def packaged_configs() -> Dict[str, Path]:
     """{name: path} of the configs shipped in mamo_l2l/configs (e.g. default, melu-paper, melu-5)."""
     return {p.stem: p for p in sorted(PACKAGED_DIR.glob("*.yaml"))}
+
+
+def preset_values(name: str) -> Dict[str, Dict[str, Any]]:
+    """The keys a packaged config sets, as written ({section: {key: value}}; partial)."""
+    path = packaged_configs()[name]
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {section: dict(values or {}) for section, values in data.items()}
 
 
 def resolve_config_path(path: Union[str, Path]) -> Path:

@@ -210,7 +210,9 @@ def _pretrain(run: Run, progress: bool) -> List[Dict[str, Any]]:
     n = run.config.train.pretrain_epochs
     if n == 0:
         return []
-    if trainer_of(run.algorithm) != "meta" or not hasattr(run.model, "head") or not hasattr(run.model, "profiles"):
+    # a model without local steps (TaNP) predicts only from its per-user start: no plain regression fits it
+    if (trainer_of(run.algorithm) != "meta" or not hasattr(run.model, "head") or not hasattr(run.model, "profiles")
+            or not getattr(run.algorithm, "takes_local_steps", True)):
         raise MamoError(f"train.pretrain_epochs is for the meta-trained models built on the recommender "
                         f"(mamo, maml, melu and the ablations); {run.model_name!r} cannot be pretrained")
     epochs = SupervisedEpochs(run, make_optimizer(run.model, run.config))

@@ -68,9 +68,11 @@ class Run:
     @property
     def inner(self) -> InnerLoop:
         """The local steps: ``train.local_steps``, or 0 for a model that does not adapt per user
-        (it then predicts from its global parameters)."""
+        (it then predicts from its global parameters) or whose start is its whole adaptation
+        (``takes_local_steps`` False: TaNP)."""
         t = self.config.train
-        steps = t.local_steps if getattr(self.algorithm, "adapts", True) else 0
+        takes = getattr(self.algorithm, "adapts", True) and getattr(self.algorithm, "takes_local_steps", True)
+        steps = t.local_steps if takes else 0
         return InnerLoop(steps, t.local_lr, t.first_order, t.pair_loss)
 
 

@@ -125,8 +125,8 @@ def _resume_config(out_dir, config_path, data_opts, model_name, train_opts):
 )
 @click.option("--threads", type=int, default=None, help="CPU threads (0 = auto). [default: 0]")
 @plugin_option
-@click.option("--quiet", is_flag=True, help="No progress, no epoch lines (warnings and results only).")
-@click.option("--verbose", is_flag=True, help="Also debug lines.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, no epoch lines (warnings and results only).")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug lines.")
 def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_dir, epochs, meta_batch_size,
           local_steps, local_lr, outer_lr, first_order, device, cache_dir, warm_eval, resume, patience, threads,
           plugins, quiet, verbose):

@@ -173,3 +173,21 @@ def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
     metrics = _run_metrics(tmp_path / "out", "item-mean", 0)
     assert all("catalogue" not in s for s in metrics["scenarios"].values())
     assert "mae" in metrics["scenarios"]["warm"]
+
+
+def test_one_seed_gives_no_verdict_and_a_summary_on_stdout(tmp_path, ml100k_raw_dir):
+    res = CliRunner().invoke(app, ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir),
+                                   "--models", "item-mean,global-mean", "--seeds", "1", "--out",
+                                   str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-catalogue",
+                                   "-q", "-v"])
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    cell = results["paired"]["models"]["global-mean"]["warm"]["mae"]
+    assert cell["n"] == 1 and cell["verdict"] == "n/a (needs 2+ seeds)"
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "n/a (needs 2+ seeds)" in md and "± nan" not in md and "within noise |" not in md
+    stdout = res.stdout
+    assert "MAE, mean ± std over 1 seed(s):" in stdout and "± nan" not in stdout
+    mae = results["results"]["item-mean"]["user_cold"]["mae"]["mean"]
+    assert f"{mae:.4f}" in stdout and "vs global-mean:" in stdout and "n/a (needs 2+ seeds)" in stdout
+    assert f"full tables: {tmp_path / 'out'}/results.md" in stdout

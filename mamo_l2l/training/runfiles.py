@@ -87,6 +87,20 @@ def read_metrics(folder) -> Optional[Dict]:
         return None
 
 
+def read_config(folder) -> Optional[Dict]:
+    """The config of the run in ``folder``: its ``config.yaml``, else the config its
+    ``metrics.json`` records; None when the folder holds no run (or neither file is readable)."""
+    path = Path(folder) / CONFIG
+    try:
+        recorded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        recorded = None
+    if isinstance(recorded, dict):
+        return recorded
+    metrics = read_metrics(folder)
+    return metrics.get("config") if isinstance(metrics, dict) and isinstance(metrics.get("config"), dict) else None
+
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover -- Windows

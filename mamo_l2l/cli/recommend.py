@@ -11,6 +11,7 @@ import pandas as pd
 from mamo_l2l.api.load import open_recommender
 from mamo_l2l.cli.options import backend_option, load_plugins, plugin_option
 from mamo_l2l.core.errors import MamoError
+from mamo_l2l.core.progress import log
 from mamo_l2l.serving import app as service
 
 
@@ -62,7 +63,7 @@ def _table(user: str, n_ratings: int, top) -> str:
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt.")
+@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt, or its folder.")
 @click.option("--ratings", "ratings_path", type=click.Path(), required=True,
               help="CSV with a header: item_id,rating (one new user) or user_id,item_id,rating (several).")
 @click.option("--user", "user_text", default=None,
@@ -82,6 +83,10 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
     user = parse_user(user_text)
     load_plugins(plugins)
     rec = open_recommender(checkpoint, data_dir=data_dir, cache_dir=cache_dir, backend=backend)
+    for problem in rec.catalog.profile_problems(user):
+        if problem.startswith("unknown user field"):
+            raise MamoError(f"--user: {problem}")
+        log.warning(f"warning: --user: {problem}")
     results = []
     if "user_id" in frame.columns:
         top = rec.recommend_batch(frame[["user_id", "item_id", "rating"]], k=k, exclude_rated=not include_rated,
@@ -105,7 +110,7 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt.")
+@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt, or its folder.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; the default answers this machine only.")
 @click.option("--port", type=int, default=8000, show_default=True)

@@ -1,5 +1,6 @@
 """`mamo-l2l recommend` through click, on the session's fixture run (conftest.recommend_run)."""
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -75,3 +76,40 @@ def test_missing_files(checkpoint, tmp_path):
     csv.write_text("item_id,rating\n1,5\n")
     res = _run("recommend", "--checkpoint", str(tmp_path / "none.pt"), "--ratings", str(csv))
     assert res.exit_code == 1 and "checkpoint not found" in res.output
+
+
+def test_a_run_folder_stands_for_its_best_pt(checkpoint, tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("item_id,rating\n1,5\n2,4\n")
+    by_file = _run("recommend", "--checkpoint", checkpoint, "--ratings", str(csv), "--k", "3")
+    by_dir = _run("recommend", "--checkpoint", str(Path(checkpoint).parent), "--ratings", str(csv), "--k", "3")
+    assert by_dir.exit_code == 0, by_dir.output
+    assert by_dir.stdout == by_file.stdout
+    empty = tmp_path / "unfinished"
+    empty.mkdir()
+    res = _run("recommend", "--checkpoint", str(empty), "--ratings", str(csv))
+    assert res.exit_code == 1 and "this run folder has no best.pt" in res.output
+
+
+def test_a_file_that_is_not_a_checkpoint_gets_one_line(tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("item_id,rating\n1,5\n")
+    junk = tmp_path / "notes.pt"
+    junk.write_text("not a checkpoint\n")
+    res = _run("recommend", "--checkpoint", str(junk), "--ratings", str(csv))
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert "not a readable mamo_l2l checkpoint" in res.output and "weights_only" not in res.output
+
+
+def test_profile_values_the_run_never_saw_warn(checkpoint, tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("item_id,rating\n1,5\n")
+    res = _run("recommend", "--checkpoint", checkpoint, "--ratings", str(csv), "--user", "gender=Female,age=twenty")
+    assert res.exit_code == 0, res.output
+    known = ml.load_recommender(checkpoint).catalog.user_values()
+    assert "warning: --user: gender=Female is a value this run never saw" in res.stderr
+    assert f"known gender values: {', '.join(known['gender'])}" in res.stderr
+    assert "age=twenty is a value this run never saw" in res.stderr
+    assert "user new (1 rating): top 10" in res.stdout
+    quiet = _run("recommend", "--checkpoint", checkpoint, "--ratings", str(csv), "--user", "gender=F")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr

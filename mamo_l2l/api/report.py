@@ -16,6 +16,7 @@ from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
 from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, NDCG_KS
+from mamo_l2l.evaluation.scoring import REFERENCE_NOTES, WARM_NOTES
 
 # catalogue metrics (docs/algorithm.md, Metrics) come from scenarios[s]["catalogue"][...]
 CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS)
@@ -214,6 +215,15 @@ def _fmt(stat: Dict[str, Any], bold: bool = True) -> str:
     return f"**{text}**" if bold and stat.get("best") else text
 
 
+def plain_number(value) -> str:
+    """A number as written by hand: 1996.0 -> 1996, 1996.5 -> 1996.5, None -> -."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _mean_or_dash(values) -> str:
     vals = [v for v in values if v is not None]
     return f"{np.mean(vals):.1f}" if vals else "-"
@@ -233,7 +243,11 @@ def format_markdown(results: Dict[str, Any]) -> str:
         lines += ["Command:", "", "```bash", results["command"], "```", ""]
     lines += [f"Seeds {', '.join(map(str, seeds))}: mean ± sample standard deviation over seeds (ddof=1). "
               f"Warm test: `{results.get('warm_eval')}`. Backend: `{results.get('backend')}`. "
-              "Best mean per column in **bold** (lowest MAE/RMSE, highest nDCG).", ""]
+              "Best mean per column in **bold** (lowest MAE/RMSE, highest nDCG).", "",
+              f"{WARM_NOTES.get(str(results.get('warm_eval')), '')}.", ""]
+    baselines = [n for n in REFERENCE_NOTES if n.split(":")[0].replace("_", "-") in models]
+    if baselines:   # the mean baselines among the models: what their rows are
+        lines += [f"* {n.replace('_mean', '-mean')}" for n in baselines] + [""]
     def per_scenario(title: str, metric: str, note: Sequence[str] = ()) -> List[str]:
         return ([f"## {title} per scenario", "", *note]
                 + markdown_table(["model", *scenarios], [[m, *(_fmt(table[m][s][metric]) for s in scenarios)]
@@ -254,7 +268,7 @@ def format_markdown(results: Dict[str, Any]) -> str:
     for i, k in enumerate(seeds):
         c = results["counts"][str(k)]
         sp = c.get("splits", {})
-        count_rows.append([k, c.get("item_year_cutoff"),
+        count_rows.append([k, plain_number(c.get("item_year_cutoff")),
                            sp.get("train", {}).get("users", ""), sp.get("train", {}).get("ratings", ""),
                            sp.get("valid", {}).get("users", ""), sp.get("valid", {}).get("ratings", ""),
                            *(f"{table[models[0]][s]['users'][i]} / {table[models[0]][s]['ratings'][i]}"

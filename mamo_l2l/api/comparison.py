@@ -68,6 +68,9 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
         bundle = load_data(seed_config, cache_dir=cache_dir, progress=progress)
         for model in models:
             run_config = seed_config.override("model", name=model)
+            if config.train.log_dir:   # one TensorBoard folder per run, as the run folders
+                run_log_dir = Path(config.train.log_dir) / f"{model}-seed{seed}"
+                run_config = run_config.override("train", log_dir=str(run_log_dir))
             folder = run_dir(out_dir, model, seed)
             log.info(f"[run {done + 1}/{total}] {model} seed {seed}: {done} done, elapsed "
                      f"{duration(time.perf_counter() - started)}, "

@@ -129,12 +129,16 @@ def _resume_config(out_dir, config_path, data_opts, model_name, train_opts):
     "--patience", type=int, default=None, help="Epochs without validation improvement before stopping. [default: 5]"
 )
 @click.option("--threads", type=int, default=None, help="CPU threads (0 = auto). [default: 0]")
+@click.option("--tensorboard", "log_dir", type=click.Path(), default=None,
+              help="Also write TensorBoard event files (train loss, validation metrics, memory diagnostics per "
+              "epoch) into DIR; needs the tensorboard package. history.csv in --out is always written. "
+              "[default: config's train.log_dir]")
 @plugin_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress, no epoch lines (warnings and results only).")
 @click.option("-v", "--verbose", is_flag=True, help="Also debug lines.")
 def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_dir, epochs, meta_batch_size,
           local_steps, local_lr, outer_lr, first_order, device, cache_dir, warm_eval, resume, force, patience,
-          threads, plugins, quiet, verbose):
+          threads, log_dir, plugins, quiet, verbose):
     """Train a model (meta-learning or a baseline), early-stop on validation users, evaluate all four scenarios.
 
     SIGINT/SIGTERM finish the current epoch, write last.pt and exit 130/143; continue with
@@ -146,7 +150,7 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
     data_opts = dict(dataset=dataset, data_dir=data_dir, format=fmt, warm_eval=warm_eval)
     train_opts = dict(backend=backend, seed=seed, epochs=epochs, meta_batch_size=meta_batch_size,
                       local_steps=local_steps, local_lr=local_lr, outer_lr=outer_lr, first_order=first_order,
-                      device=device, patience=patience, threads=threads)
+                      device=device, patience=patience, threads=threads, log_dir=log_dir)
     cfg = None
     if world.is_main:  # rank 0 reads the run folder (--resume) and sends the config to the others
         if resume:

@@ -32,7 +32,7 @@ from mamo_l2l.core.version import __version__
 from mamo_l2l.training.runfiles import read_config
 
 # config keys that do not change a run's result
-RESULT_NEUTRAL: Tuple[str, ...] = ("data.data_dir", "train.device", "train.threads")
+RESULT_NEUTRAL: Tuple[str, ...] = ("data.data_dir", "train.device", "train.threads", "train.log_dir")
 # what --resume may change: the stopping rule (a resumed run then equals an uninterrupted run
 # made with the new values; docs/config.md)
 RESUME_MAY_CHANGE: Tuple[str, ...] = ("train.epochs", "train.patience")

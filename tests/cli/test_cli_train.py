@@ -107,3 +107,13 @@ def test_train_into_another_runs_folder_is_refused_unless_force(trained, tmp_pat
     assert json.loads((folder / "metrics.json").read_text())["model"] == "item-mean"
     again = CliRunner().invoke(app, args)          # the same run again: allowed (it is this run)
     assert again.exit_code == 0, again.output
+
+
+def test_tensorboard_flag_without_the_package_fails_before_any_work(tmp_path, ml100k_raw_dir, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)     # as if tensorboard were not installed
+    res = CliRunner().invoke(app, ["train", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--model",
+                                   "item-mean", "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+                                   "--tensorboard", str(tmp_path / "tb")])
+    assert res.exit_code == 1 and "needs the tensorboard package: pip install tensorboard" in res.output
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()

@@ -2,7 +2,8 @@
 per folder, whole files only) and reading them back.
 
 * ``config.yaml`` (the config used), ``metrics.json`` + ``results.txt`` (the evaluation),
-  ``best.pt`` (the selected model) and ``last.pt`` (for ``--resume``; checkpoint.py).
+  ``best.pt`` (the selected model), ``last.pt`` (for ``--resume``; checkpoint.py) and
+  ``history.csv`` (one row per epoch; tracking.py).
 
 * ``write_text_atomic``: a temporary file in the same folder, fsync, then ``os.replace``; a full
   disk or an unwritable folder gives a MamoError naming the file and leaves no partial file.

@@ -54,11 +54,16 @@ def read_ratings_csv(path):
     return frame
 
 
+#: the line under each table: what its two numbers are
+TABLE_NOTE = ("ordered by rank score (the predicted rating, plus w x the item's choice prior when the run has one; "
+              "docs/algorithm.md, Ranking score); predicted rating: clipped to the rating range")
+
+
 def _table(user: str, n_ratings: int, top) -> str:
     lines = [f"user {user} ({n_ratings} rating{'s' if n_ratings != 1 else ''}): top {len(top)}",
-             f"{'rank':>4}  {'score':>6}  {'item_id':<12} title"]
-    for rank, (i, t, s) in enumerate(zip(top["item_id"], top["title"], top["score"]), 1):
-        lines.append(f"{rank:>4}  {s:>6.3f}  {str(i):<12} {t}")
+             f"{'rank':>4}  {'rank score':>10}  {'predicted rating':>16}  {'item_id':<12} title"]
+    for rank, (i, t, s, r) in enumerate(zip(top["item_id"], top["title"], top["score"], top["rank_score"]), 1):
+        lines.append(f"{rank:>4}  {r:>10.3f}  {s:>16.3f}  {str(i):<12} {t}")
     return "\n".join(lines)
 
 
@@ -101,10 +106,12 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
         if n:
             click.echo("")
         click.echo(_table(uid, count, part))
+    click.echo(TABLE_NOTE)
     if json_path:
         doc = {"k": k, "users": [{"user": uid, "items": [
-            {"item_id": str(i), "title": str(t), "score": round(float(s), 6)}
-            for i, t, s in zip(part["item_id"], part["title"], part["score"])]} for uid, _, part in results]}
+            {"item_id": str(i), "title": str(t), "score": round(float(s), 6), "rank_score": round(float(r), 6)}
+            for i, t, s, r in zip(part["item_id"], part["title"], part["score"], part["rank_score"])]}
+            for uid, _, part in results]}
         Path(json_path).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         click.echo(f"saved {json_path}")
 

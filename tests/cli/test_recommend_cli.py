@@ -29,11 +29,18 @@ def test_one_new_user_table_and_json(checkpoint, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["k"] == 4 and [u["user"] for u in doc["users"]] == ["new"]
     items = doc["users"][0]["items"]
-    assert len(items) == 4 and set(items[0]) == {"item_id", "title", "score"}
+    assert len(items) == 4 and set(items[0]) == {"item_id", "title", "score", "rank_score"}
     want = ml.load_recommender(checkpoint).recommend([("1", 5), ("2", 4), ("3", 1)],
                                                       user={"gender": "F", "age": "25"}, k=4)
     assert [i["item_id"] for i in items] == list(want["item_id"])
     assert [i["score"] for i in items] == pytest.approx(list(want["score"]), abs=1e-6)
+    assert [i["rank_score"] for i in items] == pytest.approx(list(want["rank_score"]), abs=1e-6)
+    ranks = [i["rank_score"] for i in items]
+    assert ranks == sorted(ranks, reverse=True)              # the list is ordered by the value it shows
+    assert "rank score  predicted rating" in res.output and "ordered by rank score" in res.output
+    first = res.output.splitlines()[2].split()
+    assert float(first[1]) == pytest.approx(items[0]["rank_score"], abs=5e-4)
+    assert float(first[2]) == pytest.approx(items[0]["score"], abs=5e-4)
     for i in items:                               # every line of the table names the item and its title
         assert i["title"] in res.output
 

@@ -52,6 +52,8 @@ def test_recommend_matches_python(client, rec):
     assert [i["item_id"] for i in items] == list(want["item_id"])
     assert [i["title"] for i in items] == list(want["title"])
     assert [i["score"] for i in items] == pytest.approx(list(want["score"]), abs=1e-9)
+    assert [i["rank_score"] for i in items] == pytest.approx(list(want["rank_score"]), abs=1e-9)
+    assert [i["rank_score"] for i in items] == sorted((i["rank_score"] for i in items), reverse=True)
     assert not {"1", "2"} & {i["item_id"] for i in items}
 
 

@@ -33,6 +33,8 @@ COLLAPSED_RATIO = 0.1
 UNIFORM_MARGIN = 0.01
 #: a start spread above this: the personalised starts differ across users
 SPREAD_MIN = 0.05
+#: |tau*b_u| / |phi_u| below this: the feature memory only nudges theta_u^0 (said after the verdict)
+NUDGE_RATIO = 0.01
 
 
 def _used_memories(report: Dict[str, Any]) -> List[str]:
@@ -62,10 +64,13 @@ def verdict(report: Dict[str, Any]) -> str:
     if low:
         return (f"verdict: weakly personalising (the {group} users pick different slots, but "
                 + ", ".join(f"{k} {v:.3g}" for k, v in low.items()) + f" <= {SPREAD_MIN:g}: the starts hardly differ)")
+    ratio = u.get("bias_start_norm_ratio")
+    nudge = ("" if ratio is None or ratio >= NUDGE_RATIO else
+             f"; the feature memory's shift is {ratio:.2g} of |phi_u| (< {NUDGE_RATIO:g}): it only nudges theta_u^0")
     return (f"verdict: personalising (on the {group} users: distinct slots (ratios >= {COLLAPSED_RATIO:g}), "
             f"attention entropy {u['attention_entropy_mean']:.3g} < ln K {u['attention_entropy_max']:.3g} by more "
             f"than {UNIFORM_MARGIN:g}, {picked} slots picked, start spreads "
-            + ", ".join(f"{v:.3g}" for v in spreads.values()) + f" > {SPREAD_MIN:g})")
+            + ", ".join(f"{v:.3g}" for v in spreads.values()) + f" > {SPREAD_MIN:g}){nudge}")
 
 
 def _fmt(v: Optional[float]) -> str:

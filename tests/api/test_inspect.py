@@ -2,7 +2,7 @@
 per outcome; the thresholds are the documented ones (docs/algorithm.md)."""
 import math
 
-from mamo_l2l.api.inspect import COLLAPSED_RATIO, SPREAD_MIN, UNIFORM_MARGIN, format_report, verdict
+from mamo_l2l.api.inspect import COLLAPSED_RATIO, NUDGE_RATIO, SPREAD_MIN, UNIFORM_MARGIN, format_report, verdict
 
 
 def _report(ratio=0.5, entropy=0.6, counts=(40, 30, 30), spread=0.3):
@@ -18,6 +18,11 @@ def _report(ratio=0.5, entropy=0.6, counts=(40, 30, 30), spread=0.3):
 
 def test_each_outcome_is_named_with_its_figures():
     assert verdict(_report()).startswith("verdict: personalising (on the test users")
+    assert "only nudges" not in verdict(_report())
+    small = _report()
+    small["users"]["test"]["bias_start_norm_ratio"] = NUDGE_RATIO / 50
+    assert verdict(small).endswith("; the feature memory's shift is 0.0002 of |phi_u| (< 0.01): it only nudges "
+                                   "theta_u^0")
     collapsed = verdict(_report(ratio=COLLAPSED_RATIO / 2))
     assert collapsed.startswith("verdict: collapsed (profile slot_distance_min_ratio 0.05")
     uniform = verdict(_report(entropy=math.log(3) - UNIFORM_MARGIN / 2))

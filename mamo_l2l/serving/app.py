@@ -133,6 +133,10 @@ def _add_guards(app, max_body_bytes: int) -> None:
     async def bad_input(request: Request, exc: MamoError):
         return error_response(400, str(exc))
 
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):   # a bug: still the one shape (and logged by uvicorn)
+        return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
+
 
 def _add_pages(app, recommender, limits: Dict[str, int]) -> None:
     """``GET /`` (the page), ``GET /health`` and ``GET /items`` (title search)."""

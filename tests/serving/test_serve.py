@@ -201,3 +201,12 @@ def test_every_error_is_one_plain_error_field(client, method, path, content, sta
     r = getattr(client, method)(path, **kwargs)
     assert r.status_code == status and list(r.json()) == ["error"]
     assert message in r.json()["error"] and "decode" not in r.json()["error"]
+
+
+def test_an_internal_error_is_the_same_shape(rec, monkeypatch):
+    app = create_app(rec)
+    monkeypatch.setattr(rec, "recommend_records", lambda *a, **k: 1 / 0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/recommend", json={"ratings": []})
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error (ZeroDivisionError); the server log has the details"}

@@ -5,7 +5,7 @@ MAMO := $(VENV)/bin/mamo-l2l
 DATASET ?= ml-100k
 SEED ?= 0
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench clean check-wheel browser
 
 install:
 	bash scripts/install.sh
@@ -14,11 +14,19 @@ install:
 lint: install
 	$(VENV)/bin/ruff check .
 
-# set up, then run the whole test suite
-test: install
+# the browser for the web page test only (scripts/install_browser.sh; as root with apt, else that test skips)
+browser:
+	bash scripts/install_browser.sh
+
+# set up (with the browser for the web page test), then run the whole test suite
+test: install browser
 	$(PY) -m pytest -q
 
-# set up, then train + evaluate MAMO on real data (fetched into the cache if absent): ends in the results table
+# build the wheel and sdist (no setuptools warnings), install the wheel in a fresh venv, run it elsewhere
+check-wheel: install
+	BUILD_PY=$(PY) bash scripts/check_wheel.sh
+
+# set up (no browser), then train + evaluate MAMO on real data (fetched into the cache if absent): ends in the results table
 demo: install
 	$(MAMO) train --dataset $(DATASET) --seed $(SEED) --out runs/mamo-$(DATASET)-seed$(SEED)
 

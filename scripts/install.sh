@@ -4,10 +4,10 @@
 #   bash scripts/install.sh            # creates ./.venv (override with VENV=path)
 #
 # Order matters:
-#  1. torch first. TORCH_SPEC defaults to torch==2.13.0, which on the project's CPU machines is a
-#     CPU build lying on disk. Elsewhere pick your own build, e.g.
-#     TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu". A torch that is already
-#     importable in the environment is kept.
+#  1. torch first, the build chosen by what the machine has (scripts/install_torch.sh, which says
+#     which it chose): an NVIDIA GPU -> PyPI's CUDA build; otherwise the CPU build (on disk where
+#     the project's machines keep it, else from https://download.pytorch.org/whl/cpu). TORCH_SPEC /
+#     TORCH_INDEX override it. A torch that is already importable in the environment is kept.
 #  2. the project (pip install -e .[EXTRAS], EXTRAS without l2l); its torch>=2.1 requirement is
 #     then already satisfied. EXTRAS defaults to test,higher,l2l: what the tests need (both optional
 #     backends); e.g. EXTRAS=test,higher,l2l,plot adds matplotlib, EXTRAS=test the func backend alone.
@@ -15,11 +15,12 @@
 #     pre-generated C does not compile there, so it is rebuilt with Cython. Its package __init__
 #     imports torchvision/gym, which mamo_l2l never uses; mamo_l2l.backends.compat loads learn2learn's
 #     algorithms and utils without them when they cannot be imported (docs/install.md).
+# No browser: the one the web page test drives comes from scripts/install_browser.sh, which only
+# `make test` runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 EXTRAS=${EXTRAS:-test,higher,l2l}
 # pip cannot build learn2learn's sdist on Python 3.11: step 3 does; the other extras go to pip
 PIP_EXTRAS=$(echo ",$EXTRAS," | sed -e 's/,l2l,/,/g' -e 's/^,//' -e 's/,$//')
@@ -32,13 +33,9 @@ fi
 PY="$VENV/bin/python"
 pip_q() { "$PY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
 
-if "$PY" -c "import torch" 2>/dev/null; then
-  echo "[install] torch $("$PY" -c 'import torch; print(torch.__version__)') already present"
-else
-  echo "[install] installing $TORCH_SPEC"
-  # shellcheck disable=SC2086
-  pip_q $TORCH_SPEC
-fi
+# shellcheck source=scripts/install_torch.sh
+. scripts/install_torch.sh
+install_torch "$PY"
 
 SPEC="."
 if [ -n "$PIP_EXTRAS" ]; then SPEC=".[$PIP_EXTRAS]"; fi
@@ -53,15 +50,6 @@ else
   echo "[install] building learn2learn 0.2.0 with Cython (about 30 s)"
   pip_q cython
   pip_q --no-deps learn2learn==0.2.0 --config-settings=--build-option=build_ext
-fi
-
-# The web page test (tests/test_web_page.py) drives Debian's chromium through its chromedriver.
-# As root, install them when missing; anywhere else (or if apt fails) that test skips with a reason.
-if [ ! -x /usr/bin/chromedriver ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "[install] installing chromium + chromium-driver for the web page test (apt-get, quiet)"
-  if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; then
-    echo "[install] warning: could not install chromium/chromium-driver; tests/test_web_page.py will be skipped" >&2
-  fi
 fi
 
 # Fail loudly here rather than at the first training step.

@@ -73,7 +73,8 @@ def chrome(profile_dir=None):
 
 def rate_and_wait(driver, base_url: str, query: str, values: Sequence[int], timeout: float = 20.0) -> Dict:
     """Open the page, search ``query``, give the first len(values) results those ratings, wait
-    for the recommendations based on them. Returns {"rated": {id: rating}, "recs": [(id, title, score)]}."""
+    for the recommendations based on them. Returns {"rated": {id: rating},
+    "recs": [(id, title, predicted rating, rank score)]}."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     wait = WebDriverWait(driver, timeout)
@@ -93,7 +94,8 @@ def rate_and_wait(driver, base_url: str, query: str, values: Sequence[int], time
     recs: List = []
     for li in driver.find_elements(By.CSS_SELECTOR, "#recs li.rec"):
         recs.append((li.get_attribute("data-item-id"), li.find_element(By.CSS_SELECTOR, ".title").text,
-                     float(li.find_element(By.CSS_SELECTOR, ".score").text)))
+                     float(li.find_element(By.CSS_SELECTOR, ".score").text),
+                     float(li.find_element(By.CSS_SELECTOR, ".rank-score").text)))
     return {"rated": rated, "recs": recs}
 
 

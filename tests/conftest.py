@@ -9,6 +9,8 @@ from typing import Dict
 
 import pytest
 
+from mamo_l2l.data.fetch import cache_root
+
 # =============================================================================================
 # Readers, fetching and format fixtures (tests/test_readers.py, test_fetch.py, test_bad_input.py)
 # =============================================================================================
@@ -85,14 +87,36 @@ def book_crossing_dir(format_dirs) -> Path:
     return format_dirs["book-crossing"]
 
 
+#: where the real MovieLens-100K may be, in this order (docs/install.md, "Tests on real data")
+ML100K_ENV = "MAMO_L2L_ML100K"
+
+
+def ml100k_candidates():
+    """(where, folder) to look for the real MovieLens-100K (RecBole atomic files) in: $MAMO_L2L_ML100K,
+    then ../shared/data/ml-100k beside the checkout, then the project's fetch cache
+    (`mamo-l2l data fetch ml-100k`: $MAMO_L2L_CACHE or ~/.cache/mamo_l2l)."""
+    out = []
+    if os.environ.get(ML100K_ENV):
+        out.append((f"${ML100K_ENV}", Path(os.environ[ML100K_ENV]).expanduser()))
+    out.append(("../shared/data/ml-100k", Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"))
+    out.append(("the fetch cache", cache_root() / "ml-100k"))
+    return out
+
+
+def find_ml100k():
+    """The first candidate folder holding ml-100k.inter, or None."""
+    return next((folder for _, folder in ml100k_candidates() if (folder / "ml-100k.inter").is_file()), None)
+
+
 @pytest.fixture(scope="session")
 def ml100k_real_dir() -> Path:
-    """The real MovieLens-100K (RecBole atomic) in ../shared/data/ml-100k; skips when absent."""
-    for candidate in (Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k",
-                      Path("/work/shared/data/ml-100k")):
-        if (candidate / "ml-100k.inter").is_file():
-            return candidate
-    pytest.skip("the real MovieLens-100K copy (shared/data/ml-100k) is not present")
+    """The real MovieLens-100K (RecBole atomic files); skips, saying where it looked, when absent."""
+    found = find_ml100k()
+    if found is None:
+        looked = "; ".join(f"{where} ({folder})" for where, folder in ml100k_candidates())
+        pytest.skip(f"real MovieLens-100K not found (looked in {looked}): set ${ML100K_ENV} to a folder with "
+                    "ml-100k.inter, or run `mamo-l2l data fetch ml-100k`")
+    return found
 
 
 # =============================================================================================

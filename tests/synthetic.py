@@ -164,11 +164,3 @@ def write_atomic(raw, folder: Path) -> Path:
               for i, g, y in zip(raw.items.index, raw.items["genre"], raw.items["year"])]
     (folder / "synth.item").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
-
-
-
-
-#: real MovieLens-100K, where this checkout has it
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
-if not ML100K.is_dir():
-    ML100K = Path("/work/shared/data/ml-100k")

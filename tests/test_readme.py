@@ -3,6 +3,8 @@ replaced by a local copy of ml-100k): train and evaluate, then recommend from th
 import re
 from pathlib import Path
 
+from conftest import find_ml100k
+
 import mamo_l2l.data.fetch as fetch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -14,11 +16,9 @@ def _python_examples():
     return blocks
 
 
-def test_readme_python_example_runs(monkeypatch, tmp_path, capsys, request, format_dirs):
-    try:
-        local = request.getfixturevalue("ml100k_real_dir")
-    except Exception:  # real copy absent: the fixture in the same (atomic) format
-        local = format_dirs["ml-100k-atomic"]
+def test_readme_python_example_runs(monkeypatch, tmp_path, capsys, format_dirs):
+    # the real copy where there is one (conftest.find_ml100k), else the fixture in the same (atomic) format
+    local = find_ml100k() or format_dirs["ml-100k-atomic"]
     monkeypatch.setenv("MAMO_L2L_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(fetch, "fetch_dataset", lambda name, cache_dir=None, progress=True: Path(local))
     monkeypatch.chdir(tmp_path)

@@ -100,6 +100,9 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
             if data_key not in bundles:
                 bundles[data_key] = load_data(run_config, cache_dir=cache_dir, progress=progress)
             bundle = bundles[data_key]
+            if config.train.log_dir:   # one TensorBoard folder per run, as the run folders
+                run_log_dir = Path(config.train.log_dir) / f"{model}-seed{seed}"
+                run_config = run_config.override("train", log_dir=str(run_log_dir))
             folder = run_dir(out_dir, model, seed)
             log.info(f"[run {done + 1}/{total}] {model} seed {seed}: {done} done, elapsed "
                      f"{duration(time.perf_counter() - started)}, "

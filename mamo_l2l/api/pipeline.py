@@ -35,6 +35,7 @@ from mamo_l2l.training.runfiles import (
     write_metrics,
 )
 from mamo_l2l.training.runid import RESUME_MAY_CHANGE, why_differs
+from mamo_l2l.training.tracking import require_tensorboard
 
 
 @dataclass
@@ -66,6 +67,8 @@ def run(config: Config, out_dir, resume: Union[bool, str] = False, reuse: bool =
     require_models(config.model.name)     # fail before any data is read or file written
     require_backend(config.train.backend)
     check_device(config.train.device)
+    if config.train.log_dir:
+        require_tensorboard()             # train.log_dir / --tensorboard: fail before the data is read
     out = Path(out_dir)
     world = distributed.current()
     if not world.is_main:

@@ -16,6 +16,7 @@ from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
 from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, NDCG_KS
+from mamo_l2l.evaluation.scoring import REFERENCE_NOTES, WARM_NOTES
 
 # catalogue metrics (docs/algorithm.md, Metrics) come from scenarios[s]["catalogue"][...]
 CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS)
@@ -106,6 +107,9 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 PAIRED_METRICS = ("mae", "ndcg@3")
 
 
+NEEDS_SEEDS = "n/a (needs 2+ seeds)"   # the verdict when one seed gives no spread to judge by
+
+
 def t_critical(df: int) -> float:
     return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
 
@@ -116,7 +120,8 @@ def paired_comparison(results: Dict[str, Any], reference: str,
     and initialisation seed, so the seeds pair up): per scenario and metric, the mean over seeds
     of the difference (reference - other), its standard error (sample std / sqrt(n)), the 95%
     t interval and a verdict: ``better`` / ``worse`` (for the reference, the interval excludes 0)
-    or ``within noise``."""
+    or ``within noise``; with fewer than two paired seeds there is no spread to judge by, so the
+    verdict is ``NEEDS_SEEDS``."""
     table, seeds = results["results"], results["seeds"]
     if reference not in table:
         raise MamoError(f"--paired-with {reference!r} is not one of the compared models ({', '.join(table)})")
@@ -136,7 +141,9 @@ def paired_comparison(results: Dict[str, Any], reference: str,
                 mean = float(d.mean()) if n else float("nan")
                 se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
                 half = t_critical(n - 1) * se if n > 1 else float("nan")
-                if n < 2 or math.isnan(half) or abs(mean) <= half:
+                if n < 2:
+                    verdict = NEEDS_SEEDS
+                elif math.isnan(half) or abs(mean) <= half:
                     verdict = "within noise"
                 else:
                     good = mean < 0 if LOWER_IS_BETTER[metric] else mean > 0
@@ -154,7 +161,8 @@ def format_paired(paired: Dict[str, Any]) -> List[str]:
              f"Per seed, the difference {ref} minus the other model (same seed: same split, users and "
              f"initialisation seed); mean ± standard error over {len(paired['seeds'])} seeds, and the verdict "
              f"for {ref} from the 95% t interval of the mean difference (*better* / *worse* when it excludes 0, "
-             "else *within noise*). Lower MAE is better, higher nDCG is better.", ""]
+             "else *within noise*; with one seed there is no spread to judge by: *n/a (needs 2+ seeds)*). "
+             "Lower MAE is better, higher nDCG is better.", ""]
     scen_names = sorted({s for per in paired["models"].values() for s in per}, key=list(SCENARIOS).index)
     for metric in PAIRED_METRICS:
         lines += [f"{LABELS[metric]} difference ({ref} - model):", "",
@@ -163,11 +171,40 @@ def format_paired(paired: Dict[str, Any]) -> List[str]:
             cells = []
             for scen in scen_names:
                 c = per[scen][metric]
-                cells.append("n/a" if math.isnan(c["mean_diff"]) else
-                             f"{c['mean_diff']:+.4f} ± {c['se']:.4f} {c['verdict']}")
+                cells.append(_paired_cell(c))
             lines.append(f"| {other} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def _paired_cell(c: Dict[str, Any]) -> str:
+    if math.isnan(c["mean_diff"]):
+        return "n/a"
+    if c["n"] < 2 or math.isnan(c["se"]):
+        return f"{c['mean_diff']:+.4f}, {NEEDS_SEEDS}"
+    return f"{c['mean_diff']:+.4f} ± {c['se']:.4f} {c['verdict']}"
+
+
+def summary_text(results: Dict[str, Any]) -> str:
+    """The short summary ``compare`` prints on stdout: MAE and nDCG@3 (mean ± std over seeds) per
+    model and scenario, then the paired verdicts of the reference model, if any."""
+    models, scenarios, table = results["models"], results["scenarios"], results["results"]
+    width = max(len("model"), *(len(m) for m in models))
+    lines = []
+    for metric in ("mae", "ndcg@3"):
+        cells = {m: [_fmt(table[m][s][metric], bold=False) for s in scenarios] for m in models}
+        col = max(15, *(len(c) for row in cells.values() for c in row))
+        lines += [f"{LABELS[metric]}, mean ± std over {len(results['seeds'])} seed(s):",
+                  f"{'model':<{width}} " + " ".join(f"{s:>{col}}" for s in scenarios)]
+        lines += [f"{m:<{width}} " + " ".join(f"{c:>{col}}" for c in cells[m]) for m in models]
+        lines.append("")
+    paired = results.get("paired")
+    if paired:
+        ref = paired["reference"]
+        lines.append(f"{ref} against each model (MAE difference, 95% paired t interval):")
+        for other, per in paired["models"].items():
+            lines.append(f"  vs {other}: " + "; ".join(f"{s} {_paired_cell(per[s]['mae'])}" for s in per))
+    return "\n".join(lines).rstrip("\n")
 
 
 # ------------------------------------------------------------------ writing
@@ -176,6 +213,15 @@ def _fmt(stat: Dict[str, Any], bold: bool = True) -> str:
         return "n/a"
     text = f"{stat['mean']:.4f}" + ("" if math.isnan(stat["std"]) else f" ± {stat['std']:.4f}")
     return f"**{text}**" if bold and stat.get("best") else text
+
+
+def plain_number(value) -> str:
+    """A number as written by hand: 1996.0 -> 1996, 1996.5 -> 1996.5, None -> -."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _mean_or_dash(values) -> str:
@@ -197,7 +243,11 @@ def format_markdown(results: Dict[str, Any]) -> str:
         lines += ["Command:", "", "```bash", results["command"], "```", ""]
     lines += [f"Seeds {', '.join(map(str, seeds))}: mean ± sample standard deviation over seeds (ddof=1). "
               f"Warm test: `{results.get('warm_eval')}`. Backend: `{results.get('backend')}`. "
-              "Best mean per column in **bold** (lowest MAE/RMSE, highest nDCG).", ""]
+              "Best mean per column in **bold** (lowest MAE/RMSE, highest nDCG).", "",
+              f"{WARM_NOTES.get(str(results.get('warm_eval')), '')}.", ""]
+    baselines = [n for n in REFERENCE_NOTES if n.split(":")[0].replace("_", "-") in models]
+    if baselines:   # the mean baselines among the models: what their rows are
+        lines += [f"* {n.replace('_mean', '-mean')}" for n in baselines] + [""]
     def per_scenario(title: str, metric: str, note: Sequence[str] = ()) -> List[str]:
         return ([f"## {title} per scenario", "", *note]
                 + markdown_table(["model", *scenarios], [[m, *(_fmt(table[m][s][metric]) for s in scenarios)]
@@ -218,7 +268,7 @@ def format_markdown(results: Dict[str, Any]) -> str:
     for i, k in enumerate(seeds):
         c = results["counts"][str(k)]
         sp = c.get("splits", {})
-        count_rows.append([k, c.get("item_year_cutoff"),
+        count_rows.append([k, plain_number(c.get("item_year_cutoff")),
                            sp.get("train", {}).get("users", ""), sp.get("train", {}).get("ratings", ""),
                            sp.get("valid", {}).get("users", ""), sp.get("valid", {}).get("ratings", ""),
                            *(f"{table[models[0]][s]['users'][i]} / {table[models[0]][s]['ratings'][i]}"

@@ -15,6 +15,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Dict, Optional, Union
 
+from mamo_l2l.backends.compat import LEARN2LEARN_MISSING
 from mamo_l2l.core.config import register_choices
 from mamo_l2l.core.errors import MamoError
 
@@ -32,11 +33,17 @@ class BackendInfo:
     batched: bool = False
     requires: Optional[str] = None
     extra: Optional[str] = None
+    install_hint: Optional[str] = None
 
     def missing_dependency(self) -> Optional[str]:
-        """A MamoError message when the optional dependency is not installed, else None."""
+        """A MamoError message when the optional dependency is not installed, else None:
+        ``install_hint`` when the backend has one (learn2learn: no plain pip extra on Python 3.11+),
+        else the pip extra."""
         if self.requires is None or importlib.util.find_spec(self.requires) is not None:
             return None
+        if self.install_hint:
+            return (f"backend {self.name!r}: {self.install_hint} Or choose another backend: "
+                    f"--backend {default_backend()}")
         return (f"backend {self.name!r} needs {self.requires}, which is not installed; install the extra: "
                 f"pip install 'mamo_l2l[{self.extra}]' (or `bash scripts/install.sh`, which installs every "
                 f"backend; docs/install.md), or choose another backend: --backend {default_backend()}")
@@ -47,15 +54,17 @@ register_choices("train.backend", BACKENDS)   # the config checks train.backend 
 
 
 def register_backend(name: str, target: Union[str, type], summary: str = "", batched: bool = False,
-                     requires: Optional[str] = None, extra: Optional[str] = None) -> BackendInfo:
+                     requires: Optional[str] = None, extra: Optional[str] = None,
+                     install_hint: Optional[str] = None) -> BackendInfo:
     """Register (or replace) the backend ``name``: ``target`` is the Backend subclass, or
     "module:Class" to import when the backend is first used."""
-    info = BackendInfo(name, target, summary, batched, requires, extra)
+    info = BackendInfo(name, target, summary, batched, requires, extra, install_hint)
     BACKENDS[name] = info
     return info
 
 
 register_backend("l2l", "mamo_l2l.backends.l2l:L2LBackend", requires="learn2learn", extra="l2l",
+                 install_hint=LEARN2LEARN_MISSING,
                  summary="learn2learn's MAML: clone per user (the reference)")
 register_backend("higher", "mamo_l2l.backends.higher_backend:HigherBackend", requires="higher", extra="higher",
                  summary="higher's monkeypatched head and differentiable SGD, per user")

@@ -29,6 +29,14 @@ TORCH_ONLY_SUBPACKAGES = ("_version", "utils", "algorithms", "nn", "optim")
 GUARD_ACTIVE = False
 
 
+#: the message for a missing learn2learn (also the l2l backend's, mamo_l2l/backends/__init__.py)
+LEARN2LEARN_MISSING = (
+    "learn2learn is not installed. On Python 3.11 and later pip cannot install it as a dependency: run "
+    "`pip install cython`, then `pip install --no-deps learn2learn==0.2.0 "
+    "--config-settings=--build-option=build_ext` (or `bash scripts/install.sh`, which does both). On Python "
+    "3.9/3.10 `pip install 'mamo_l2l[l2l]'` also works (docs/install.md).")
+
+
 def import_learn2learn() -> ModuleType:
     """Return the learn2learn module, loading only its torch-only parts if the full import fails."""
     global GUARD_ACTIVE
@@ -37,11 +45,7 @@ def import_learn2learn() -> ModuleType:
         return mod
     spec = importlib.util.find_spec("learn2learn")
     if spec is None or spec.submodule_search_locations is None:
-        raise MamoError(
-            "learn2learn is not installed. Install it with "
-            "`pip install --no-deps learn2learn==0.2.0 --config-settings=--build-option=build_ext` "
-            "(after `pip install cython`), or run `bash scripts/install.sh`."
-        )
+        raise MamoError(LEARN2LEARN_MISSING)
     try:
         return importlib.import_module("learn2learn")
     except ImportError:

@@ -8,12 +8,14 @@ import sys
 import click
 
 from mamo_l2l.api import comparison as comparison
+from mamo_l2l.api.report import summary_text
 from mamo_l2l.cli.options import (
     backend_option,
     config_from_options,
     load_plugins,
     plugin_option,
     quiet_epochs,
+    verbose_flag,
 )
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.training.distributed import launched
@@ -72,14 +74,16 @@ from mamo_l2l.training.run import check_device
     default=None,
     help="Model compared seed by seed with each other model in results.md. [default: the first of --models]",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars or epoch lines (the per-run lines stay).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or epoch lines (the per-run lines stay).")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug lines.")
 @plugin_option
 def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend, device, warm_eval, out_dir,
-            cache_dir, local_steps, catalogue, paired_with, quiet, plugins):
+            cache_dir, local_steps, catalogue, paired_with, quiet, verbose, plugins):
     """Train (or reuse) every model x seed and write results.md/.csv/.json (+ mae.png) with mean and std."""
     if launched():
         raise MamoError("compare runs as one process; under torchrun use `train` (docs/distributed.md)")
     quiet = quiet_epochs(quiet)  # epoch lines off; the per-run lines stay
+    verbose_flag(verbose)
     load_plugins(plugins)
     cfg = config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
                               epochs=epochs, device=device, local_steps=local_steps)
@@ -90,10 +94,11 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}", err=True)
     try:
         with graceful_stop():
-            comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command, progress=not quiet,
-                               paired_with=paired_with, catalogue=catalogue)
+            results = comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command,
+                                         progress=not quiet, paired_with=paired_with, catalogue=catalogue)
     except TrainingInterrupted as e:  # the run in progress saved its last.pt (docs/operations.md)
         click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch} of the run in {e.out_dir}; "
                    "the same compare command continues (finished runs are reused, this one resumes)", err=True)
         sys.exit(e.exit_code)
-    click.echo(f"see {out}/results.md")
+    click.echo(summary_text(results))
+    click.echo(f"full tables: {out}/results.md")

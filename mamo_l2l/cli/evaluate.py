@@ -20,7 +20,7 @@ from mamo_l2l.training.runfiles import write_text_atomic
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt.")
+@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt, or its folder.")
 @scenario_option("Scenario(s) to score (repeatable). [default: all four]")
 @click.option("--data-dir", type=click.Path(), default=None, help="Where the data lies now (checked by fingerprint).")
 @click.option("--cache-dir", type=click.Path(), default=None)
@@ -41,7 +41,8 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt (mamo or an ablation).")
+@click.option("--checkpoint", type=click.Path(), required=True,
+              help="A run's best.pt or its folder (mamo or an ablation).")
 @click.option("--data-dir", type=click.Path(), default=None, help="Where the data lies now (checked by fingerprint).")
 @click.option("--cache-dir", type=click.Path(), default=None)
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Also write the report here (JSON).")

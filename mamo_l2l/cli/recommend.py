@@ -11,6 +11,7 @@ import pandas as pd
 from mamo_l2l.api.load import open_recommender
 from mamo_l2l.cli.options import backend_option, load_plugins, plugin_option
 from mamo_l2l.core.errors import MamoError
+from mamo_l2l.core.progress import log
 from mamo_l2l.serving import app as service
 
 
@@ -53,16 +54,21 @@ def read_ratings_csv(path):
     return frame
 
 
+#: the line under each table: what its two numbers are
+TABLE_NOTE = ("ordered by rank score (the predicted rating, plus w x the item's choice prior when the run has one; "
+              "docs/algorithm.md, Ranking score); predicted rating: clipped to the rating range")
+
+
 def _table(user: str, n_ratings: int, top) -> str:
     lines = [f"user {user} ({n_ratings} rating{'s' if n_ratings != 1 else ''}): top {len(top)}",
-             f"{'rank':>4}  {'score':>6}  {'item_id':<12} title"]
-    for rank, (i, t, s) in enumerate(zip(top["item_id"], top["title"], top["score"]), 1):
-        lines.append(f"{rank:>4}  {s:>6.3f}  {str(i):<12} {t}")
+             f"{'rank':>4}  {'rank score':>10}  {'predicted rating':>16}  {'item_id':<12} title"]
+    for rank, (i, t, s, r) in enumerate(zip(top["item_id"], top["title"], top["score"], top["rank_score"]), 1):
+        lines.append(f"{rank:>4}  {r:>10.3f}  {s:>16.3f}  {str(i):<12} {t}")
     return "\n".join(lines)
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt.")
+@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt, or its folder.")
 @click.option("--ratings", "ratings_path", type=click.Path(), required=True,
               help="CSV with a header: item_id,rating (one new user) or user_id,item_id,rating (several).")
 @click.option("--user", "user_text", default=None,
@@ -82,6 +88,10 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
     user = parse_user(user_text)
     load_plugins(plugins)
     rec = open_recommender(checkpoint, data_dir=data_dir, cache_dir=cache_dir, backend=backend)
+    for problem in rec.catalog.profile_problems(user):
+        if problem.startswith("unknown user field"):
+            raise MamoError(f"--user: {problem}")
+        log.warning(f"warning: --user: {problem}")
     results = []
     if "user_id" in frame.columns:
         top = rec.recommend_batch(frame[["user_id", "item_id", "rating"]], k=k, exclude_rated=not include_rated,
@@ -96,16 +106,18 @@ def recommend(checkpoint, ratings_path, user_text, k, include_rated, json_path, 
         if n:
             click.echo("")
         click.echo(_table(uid, count, part))
+    click.echo(TABLE_NOTE)
     if json_path:
         doc = {"k": k, "users": [{"user": uid, "items": [
-            {"item_id": str(i), "title": str(t), "score": round(float(s), 6)}
-            for i, t, s in zip(part["item_id"], part["title"], part["score"])]} for uid, _, part in results]}
+            {"item_id": str(i), "title": str(t), "score": round(float(s), 6), "rank_score": round(float(r), 6)}
+            for i, t, s, r in zip(part["item_id"], part["title"], part["score"], part["rank_score"])]}
+            for uid, _, part in results]}
         Path(json_path).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         click.echo(f"saved {json_path}")
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt.")
+@click.option("--checkpoint", type=click.Path(), required=True, help="A run's best.pt, or its folder.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; the default answers this machine only.")
 @click.option("--port", type=int, default=8000, show_default=True)

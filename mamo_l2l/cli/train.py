@@ -24,7 +24,7 @@ from mamo_l2l.evaluation.scoring import results_table
 from mamo_l2l.training import distributed
 from mamo_l2l.training.checkpoint import load_checkpoint
 from mamo_l2l.training.faults import TrainingInterrupted, graceful_stop
-from mamo_l2l.training.runid import RESUME_MAY_CHANGE, config_differences, describe
+from mamo_l2l.training.runid import RESUME_MAY_CHANGE, check_not_another_run, config_differences, describe
 
 
 # ---------------------------------------------------------------------------- train / evaluate
@@ -121,15 +121,24 @@ def _resume_config(out_dir, config_path, data_opts, model_name, train_opts):
     "change its result are refused; --epochs/--patience may extend it).",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Train into --out even when it holds another run (replacing it); without it that is refused.",
+)
+@click.option(
     "--patience", type=int, default=None, help="Epochs without validation improvement before stopping. [default: 5]"
 )
 @click.option("--threads", type=int, default=None, help="CPU threads (0 = auto). [default: 0]")
+@click.option("--tensorboard", "log_dir", type=click.Path(), default=None,
+              help="Also write TensorBoard event files (train loss, validation metrics, memory diagnostics per "
+              "epoch) into DIR; needs the tensorboard package. history.csv in --out is always written. "
+              "[default: config's train.log_dir]")
 @plugin_option
-@click.option("--quiet", is_flag=True, help="No progress, no epoch lines (warnings and results only).")
-@click.option("--verbose", is_flag=True, help="Also debug lines.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, no epoch lines (warnings and results only).")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug lines.")
 def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_dir, epochs, meta_batch_size,
-          local_steps, local_lr, outer_lr, first_order, device, cache_dir, warm_eval, resume, patience, threads,
-          plugins, quiet, verbose):
+          local_steps, local_lr, outer_lr, first_order, device, cache_dir, warm_eval, resume, force, patience,
+          threads, log_dir, plugins, quiet, verbose):
     """Train a model (meta-learning or a baseline), early-stop on validation users, evaluate all four scenarios.
 
     SIGINT/SIGTERM finish the current epoch, write last.pt and exit 130/143; continue with
@@ -141,7 +150,7 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
     data_opts = dict(dataset=dataset, data_dir=data_dir, format=fmt, warm_eval=warm_eval)
     train_opts = dict(backend=backend, seed=seed, epochs=epochs, meta_batch_size=meta_batch_size,
                       local_steps=local_steps, local_lr=local_lr, outer_lr=outer_lr, first_order=first_order,
-                      device=device, patience=patience, threads=threads)
+                      device=device, patience=patience, threads=threads, log_dir=log_dir)
     cfg = None
     if world.is_main:  # rank 0 reads the run folder (--resume) and sends the config to the others
         if resume:
@@ -152,6 +161,8 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
         cfg = Config.from_dict(world.broadcast(cfg.to_dict() if world.is_main else None), source="rank 0")
         cfg = cfg.override("train", device=distributed.rank_device(cfg.train.device, world))
     out = Path(out_dir or f"runs/{cfg.model.name}-{cfg.data.dataset}-seed{cfg.train.seed}")
+    if world.is_main and not (resume or force):
+        check_not_another_run(out, cfg.to_dict())
     result = _run_until_done_or_stopped(world, cfg, out, resume, cache_dir, quiet)
     # Every rank leaves the process group together, after rank 0's evaluation: a rank that tore
     # its group down while rank 0 was still working sometimes aborted at exit ("terminate called

@@ -158,6 +158,7 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 0  # CPU intra-op threads; 0 = auto (1 for l2l/higher, all for func)
     eval_every: int = 1
+    log_dir: Optional[str] = None  # TensorBoard event files here (the tensorboard extra); history.csv always
 
     def validate(self) -> None:
         _registered_choice("train.backend", self.backend)

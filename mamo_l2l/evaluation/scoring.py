@@ -92,15 +92,44 @@ def evaluate_references(splits: Splits, data: EncodedDataset, scenarios: Sequenc
     return out
 
 
+#: what "warm test: <warm_eval>" in a table's title means (docs/protocol.md, Warm test)
+WARM_NOTES = {
+    "heldout": "warm test: heldout = the warm rows score ratings of training users that training never saw "
+               "(held out per user); `seen` would score the training tasks' own query sets",
+    "seen": "warm test: seen = the warm rows score the training tasks' own query sets (training performance, as "
+            "the MeLU paper reports); `heldout` scores ratings that training never saw",
+}
+
+#: one line per reference row of the tables (docs/algorithm.md, References)
+REFERENCE_NOTES = (
+    "global_mean: every rating predicted as the mean training rating; in the catalogue ranking all items tie, "
+    "so its figures are a random ranking's expected ones",
+    "item_mean: the item's mean training rating, the global mean for an item without training ratings, so on "
+    "new items (item_cold, user_item_cold) it equals global_mean; in the catalogue ranking it puts items with a "
+    "few high ratings first, hence near-zero figures on existing items",
+    "popularity (catalogue ranking only): items ordered by their number of training ratings; new items have "
+    "none, so there it ties every item, like global_mean",
+)
+
+
+def footnotes(warm_eval: Optional[str], catalogue: bool = True) -> List[str]:
+    """The lines under a results table: the warm test and the reference rows."""
+    notes = [WARM_NOTES.get(str(warm_eval), f"warm test: {warm_eval}")]
+    return notes + [n for n in REFERENCE_NOTES if catalogue or not n.startswith("popularity")]
+
+
 def results_table(metrics: Dict) -> str:
-    """The results table of a run's metrics (metrics.json content), titled."""
+    """The results table of a run's metrics (metrics.json content), titled, with its footnotes."""
     title = (f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}, backend {metrics['backend']}, "
              f"warm test: {metrics['warm_eval']})")
     table = format_table(metrics["model"], metrics["scenarios"], metrics["references"], title=title)
     ranking = metrics.get("ranking")
-    if ranking and any("catalogue" in m for m in metrics["scenarios"].values()):
+    catalogue = any("catalogue" in m for m in metrics["scenarios"].values())
+    if ranking and catalogue:
         table += (f"\n{metrics['model']} ranks the catalogue by predicted rating + {ranking['weight']:g} x item choice "
                   "prior (the weight chosen on the validation users' Recall@10; docs/algorithm.md, Ranking score)")
+    if metrics.get("references"):
+        table += "\n\n" + "\n".join("* " + n for n in footnotes(metrics.get("warm_eval"), catalogue))
     return table
 
 

@@ -14,6 +14,16 @@ from mamo_l2l.data.features import FeatureEncoders
 from mamo_l2l.data.types import PAD, UNKNOWN, EncodedDataset, FieldLayout
 
 CATALOG_VERSION = 1
+#: known values listed in a message about a profile value the run never saw
+MAX_LISTED = 20
+
+
+def _natural(value: str):
+    """Numbers in numeric order, before other strings."""
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
 
 
 # ------------------------------------------------------------------------------ catalogue
@@ -95,6 +105,37 @@ class Catalog:
             encoders=self.encoders,
             item_titles=self.titles,
         )
+
+    def user_values(self) -> Dict[str, Optional[List[str]]]:
+        """{user field: the values the run saw (kept or folded), sorted; None when the run stored
+        no vocabularies}, in layout order."""
+        vocabs = {e["name"]: sorted(set(e["values"]) | set(e["folded"]), key=_natural)
+                  for e in self.encoders.get("user_fields", [])}
+        return {fl.name: vocabs.get(fl.name) for fl in self.user_layout}
+
+    def profile_problems(self, user: Optional[Mapping[str, Any]]) -> List[str]:
+        """What in a new user's profile the run does not know, one plain sentence each, naming
+        the known fields or values: an unknown field (refused by ``user_row``) or a value no
+        user of the run had (encoded as unknown, so it changes nothing). [] when all is known."""
+        if not isinstance(user, Mapping):
+            return []
+        known = self.user_values()
+        problems = []
+        extra = [str(k) for k in user if str(k) not in known]
+        if extra:
+            problems.append(f"unknown user field(s) {', '.join(extra)}; this run knows: {', '.join(known) or 'none'}")
+        for name, value in user.items():
+            vocab = known.get(str(name))
+            if vocab is None or value is None:
+                continue
+            values = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+            unseen = [v for v in values if v not in set(vocab)]
+            if unseen:
+                shown = ", ".join(vocab[:MAX_LISTED]) + (f" and {len(vocab) - MAX_LISTED} more"
+                                                         if len(vocab) > MAX_LISTED else "")
+                problems.append(f"{name}={'|'.join(unseen)} is a value this run never saw (it counts as unknown); "
+                                f"known {name} values: {shown}")
+        return problems
 
     def user_row(self, user: Optional[Mapping[str, Any]]) -> np.ndarray:
         """A new user's feature row; fields not given (or None) are UNKNOWN."""

@@ -328,14 +328,15 @@ class ItemRecommender:
     def recommend_records(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
                           exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None
                           ) -> List[Dict[str, Any]]:
-        """``recommend`` as a list of {"item_id", "title", "score"} dicts, in ``recommend``'s order
-        (what the HTTP service answers; no DataFrame is built)."""
+        """``recommend`` as a list of {"item_id", "title", "score", "rank_score"} dicts (score: the
+        predicted rating; rank_score: what the list is ordered by), in ``recommend``'s order (what
+        the HTTP service answers; no DataFrame is built)."""
         k = self._check_k(k)
         cand, predicted = self._scored(ratings, user, exclude_rated, candidates)
-        scores, _, order = self._rank(cand, predicted, k)
+        scores, ranked, order = self._rank(cand, predicted, k)
         ids, titles = self.catalog.item_ids, self.catalog.titles
-        return [{"item_id": str(ids[c]), "title": str(titles[c]), "score": float(s)}
-                for c, s in zip(cand[order].tolist(), scores[order].tolist())]
+        return [{"item_id": str(ids[c]), "title": str(titles[c]), "score": float(s), "rank_score": float(r)}
+                for c, s, r in zip(cand[order].tolist(), scores[order].tolist(), ranked[order].tolist())]
 
     def _scored(self, ratings, user, exclude_rated, candidates) -> Tuple[np.ndarray, np.ndarray]:
         """(candidate items, their unclipped predicted ratings) for one new user."""

@@ -77,10 +77,38 @@ def error_response(status: int, message: str):
     return JSONResponse({"error": message}, status_code=status)
 
 
+#: what the service answers, for the message of a 404 / 405
+ENDPOINTS = {"/": "GET", "/health": "GET", "/items": "GET", "/recommend": "POST"}
+
+
+def validation_message(errors: List[Dict[str, Any]]) -> str:
+    """One plain sentence for FastAPI's validation errors (invalid JSON included)."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return ("invalid request: the body is not valid JSON (expected e.g. "
+                '{"ratings": [{"item_id": "50", "rating": 5}], "k": 10})')
+    parts = []
+    for e in errors[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+        parts.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def http_message(status: int, method: str, path: str, detail: Any) -> str:
+    """A plain message for an HTTP error raised by the framework (unknown path, wrong method)."""
+    listing = ", ".join(f"{m} {p}" for p, m in ENDPOINTS.items())
+    if status == 404:
+        return f"no such endpoint: {method} {path} (this service answers {listing})"
+    if status == 405:
+        allowed = ENDPOINTS.get(path)
+        return f"{method} is not allowed on {path}" + (f"; use {allowed}" if allowed else "")
+    return str(detail) if detail else f"HTTP error {status}"
+
+
 def _add_guards(app, max_body_bytes: int) -> None:
     """The body-size bound and the error answers (invalid requests 422, the user's mistakes 400)."""
     from fastapi import Request  # optional dependency
     from fastapi.exceptions import RequestValidationError  # optional dependency
+    from starlette.exceptions import HTTPException as StarletteHTTPException  # optional dependency
 
     @app.middleware("http")
     async def bounded_body(request: Request, call_next):
@@ -94,15 +122,20 @@ def _add_guards(app, max_body_bytes: int) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        parts = []
-        for e in exc.errors()[:5]:
-            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
-            parts.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
-        return error_response(422, "invalid request: " + "; ".join(parts))
+        return error_response(422, validation_message(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return error_response(exc.status_code, http_message(exc.status_code, request.method, request.url.path,
+                                                            exc.detail))
 
     @app.exception_handler(MamoError)
     async def bad_input(request: Request, exc: MamoError):
         return error_response(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):   # a bug: still the one shape (and logged by uvicorn)
+        return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
 
 def _add_pages(app, recommender, limits: Dict[str, int]) -> None:
@@ -153,6 +186,9 @@ def _add_recommend(app, recommender, max_ratings: int, max_k: int) -> None:
             raise MamoError(f"too many ratings ({len(body.ratings)}; at most {max_ratings} per request)")
         if not 1 <= body.k <= max_k:
             raise MamoError(f"k must be between 1 and {max_k}, got {body.k}")
+        problems = recommender.catalog.profile_problems(body.user)
+        if problems:
+            raise MamoError("; ".join(problems))
         call = functools.partial(recommender.recommend_records, [(str(r.item_id), r.rating) for r in body.ratings],
                                  user=body.user, k=body.k, exclude_rated=body.exclude_rated)
         top = await asyncio.get_running_loop().run_in_executor(model_thread, call)

@@ -47,15 +47,35 @@ def save_checkpoint(path, payload: Dict[str, Any]) -> Path:
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_checkpoint(path) -> Dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint`` (safe loading only)."""
+def checkpoint_file(path) -> Path:
+    """``path`` itself, or for a run folder its ``best.pt``; MamoError when there is none."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / "best.pt").is_file():
+            raise MamoError("this run folder has no best.pt (is the run finished? `mamo-l2l train --out "
+                            f"{path} --resume` finishes an interrupted one)", path=str(path))
+        return path / "best.pt"
     if not path.is_file():
-        raise MamoError("checkpoint not found", path=str(path))
+        raise MamoError("checkpoint not found (give a run's best.pt or its folder)", path=str(path))
+    return path
+
+
+def _unreadable(e: Exception) -> str:
+    """One plain line for a file torch cannot load safely (torch's own text spans many lines)."""
+    if "weights_only" in str(e) or "Unpickl" in type(e).__name__:
+        return ("not a readable mamo_l2l checkpoint: it holds Python objects other than tensors and plain "
+                "containers, which are never loaded (only files written by mamo-l2l are read)")
+    return "not a readable mamo_l2l checkpoint: not a torch file, or a truncated one"
+
+
+def load_checkpoint(path) -> Dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint`` (safe loading only); a run folder stands
+    for its ``best.pt``."""
+    path = checkpoint_file(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, another format, pickled code refused, ...
-        raise MamoError(f"not a readable mamo_l2l checkpoint ({type(e).__name__}: {e})", path=str(path))
+        raise MamoError(_unreadable(e), path=str(path)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MamoError(f"not a mamo_l2l checkpoint (expected format {FORMAT})", path=str(path))
     return payload

@@ -31,6 +31,7 @@ from mamo_l2l.training.run import (
 )
 from mamo_l2l.training.runfiles import BEST, LAST, RunLock
 from mamo_l2l.training.supervised import SupervisedEpochs
+from mamo_l2l.training.tracking import TensorBoardLog, open_tensorboard, write_history
 
 
 def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -157,21 +158,20 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
         state = _restore(run, optimizer, state)
     if world.active:   # rank 0's start (fresh or resumed) on every rank
         state = _share_start(world, run, optimizer, state)
+    tensorboard = open_tensorboard(t.log_dir) if world.is_main else None   # train.log_dir: event files
     for epoch in range(state["epoch"] + 1, t.epochs + 1):
         if state["stopped"]:
             break
         record = _train_epoch(run, epochs, epoch, train_users, state, progress)
         _select(run, epoch, record, state)
-        state["history"].append(record)
-        state["epoch"] = epoch
-        _log_epoch(record, state)
-        if run.out_dir is not None:
-            save_resume(run, run.out_dir / LAST, optimizer, state)
+        _record_epoch(run, epoch, record, state, optimizer, tensorboard)
         signum = world.max_int(stop_requested() or 0)   # a signal to any rank stops every rank here
         if signum:
             raise TrainingInterrupted(signum, epoch, run.out_dir)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
+    if tensorboard is not None:
+        tensorboard.close()
     model.load_state_dict(state["best_state"])
     if hasattr(model, "end_training"):
         model.end_training()                                 # e.g. no identity dropout from here on
@@ -299,8 +299,22 @@ def _fit_without_training(run: Run) -> Run:
     run.timing = {"train_seconds": seconds, "seconds_per_epoch": 0.0,
                   "train_tasks_per_s": len(run.bundle.splits.train) / max(seconds, 1e-9)}
     if run.out_dir is not None:
+        write_history(run.history, run.out_dir)     # no epochs: the header only
         save_model(run, run.out_dir / BEST)
     return run
+
+
+def _record_epoch(run: Run, epoch: int, record: Dict[str, Any], state: Dict[str, Any], optimizer,
+                  tensorboard: Optional[TensorBoardLog]) -> None:
+    """The epoch into the history, the log, history.csv, the TensorBoard files and last.pt."""
+    state["history"].append(record)
+    state["epoch"] = epoch
+    _log_epoch(record, state)
+    if tensorboard is not None:
+        tensorboard.add(record)
+    if run.out_dir is not None:
+        write_history(state["history"], run.out_dir)
+        save_resume(run, run.out_dir / LAST, optimizer, state)
 
 
 def _log_epoch(record: Dict[str, float], state: Dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 per folder, whole files only) and reading them back.
 
 * ``config.yaml`` (the config used), ``metrics.json`` + ``results.txt`` (the evaluation),
-  ``best.pt`` (the selected model) and ``last.pt`` (for ``--resume``; checkpoint.py).
+  ``best.pt`` (the selected model), ``last.pt`` (for ``--resume``; checkpoint.py) and
+  ``history.csv`` (one row per epoch; tracking.py).
 
 * ``write_text_atomic``: a temporary file in the same folder, fsync, then ``os.replace``; a full
   disk or an unwritable folder gives a MamoError naming the file and leaves no partial file.
@@ -85,6 +86,20 @@ def read_metrics(folder) -> Optional[Dict]:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def read_config(folder) -> Optional[Dict]:
+    """The config of the run in ``folder``: its ``config.yaml``, else the config its
+    ``metrics.json`` records; None when the folder holds no run (or neither file is readable)."""
+    path = Path(folder) / CONFIG
+    try:
+        recorded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        recorded = None
+    if isinstance(recorded, dict):
+        return recorded
+    metrics = read_metrics(folder)
+    return metrics.get("config") if isinstance(metrics, dict) and isinstance(metrics.get("config"), dict) else None
 
 
 try:

@@ -29,9 +29,10 @@ from mamo_l2l.algorithms import MODELS
 from mamo_l2l.core.config import Config
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.version import __version__
+from mamo_l2l.training.runfiles import read_config
 
 # config keys that do not change a run's result
-RESULT_NEUTRAL: Tuple[str, ...] = ("data.data_dir", "train.device", "train.threads")
+RESULT_NEUTRAL: Tuple[str, ...] = ("data.data_dir", "train.device", "train.threads", "train.log_dir")
 # what --resume may change: the stopping rule (a resumed run then equals an uninterrupted run
 # made with the new values; docs/config.md)
 RESUME_MAY_CHANGE: Tuple[str, ...] = ("train.epochs", "train.patience")
@@ -68,6 +69,28 @@ def config_differences(mine: Dict[str, Any], theirs: Dict[str, Any], allow: Iter
 
 def describe(diffs: List[Tuple[str, Any, Any]], theirs: str = "there", mine: str = "here") -> str:
     return ", ".join(f"{k}={b!r} {theirs}, {a!r} {mine}" for k, b, a in diffs)
+
+
+def run_name(config: Dict[str, Any]) -> str:
+    """A run in a few words: ``mamo on ml-100k, seed 0``."""
+    def get(section, key):
+        return (config.get(section) or {}).get(key, "?")
+    return f"{get('model', 'name')} on {get('data', 'dataset')}, seed {get('train', 'seed')}"
+
+
+def check_not_another_run(folder, config: Dict[str, Any]) -> None:
+    """MamoError naming both runs when ``folder`` holds a run whose result-affecting config
+    differs from ``config`` (so that training there would replace another run); the same run
+    (or an empty folder) passes. `train --force` skips this check (docs/operations.md)."""
+    there = read_config(folder)
+    if there is None:
+        return
+    diffs = config_differences(config, there)
+    if diffs:
+        shown = describe(diffs[:4], "there", "asked for") + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+        raise MamoError(f"{folder} holds another run ({run_name(there)}) than the one asked for "
+                        f"({run_name(config)}): {shown}. Use another --out, --resume to continue the run there, "
+                        "or --force to replace it")
 
 
 _FINGERPRINTS: Dict[str, str] = {}

@@ -87,6 +87,14 @@ def test_results_name_the_command_and_the_counts(compared):
     assert res["counts"]["1"]["splits"] == counts["splits"]
     assert res["results"]["melu"]["warm"]["users"] == [_run_metrics(out, "melu", k)["scenarios"]["warm"]["users"]
                                                        for k in (0, 1)]
+    cutoff = res["counts"]["0"]["item_year_cutoff"]
+    assert float(cutoff).is_integer() and f"| 0 | {int(cutoff)} |" in md       # 1996, not 1996.0
+    assert "warm test: heldout = the warm rows score ratings of training users that training never saw" in md
+
+
+def test_plain_numbers():
+    from mamo_l2l.api.report import plain_number
+    assert [plain_number(v) for v in (1996.0, 1996.5, 7, None)] == ["1996", "1996.5", "7", "-"]
 
 
 def test_missing_matplotlib_says_how_to_get_it(compared):
@@ -173,3 +181,22 @@ def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
     metrics = _run_metrics(tmp_path / "out", "item-mean", 0)
     assert all("catalogue" not in s for s in metrics["scenarios"].values())
     assert "mae" in metrics["scenarios"]["warm"]
+
+
+def test_one_seed_gives_no_verdict_and_a_summary_on_stdout(tmp_path, ml100k_raw_dir):
+    res = CliRunner().invoke(app, ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir),
+                                   "--models", "item-mean,global-mean", "--seeds", "1", "--out",
+                                   str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-catalogue",
+                                   "-q", "-v"])
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    cell = results["paired"]["models"]["global-mean"]["warm"]["mae"]
+    assert cell["n"] == 1 and cell["verdict"] == "n/a (needs 2+ seeds)"
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "n/a (needs 2+ seeds)" in md and "± nan" not in md and "within noise |" not in md
+    assert "* item-mean: the item's mean training rating" in md and "* global-mean: every rating" in md
+    stdout = res.stdout
+    assert "MAE, mean ± std over 1 seed(s):" in stdout and "± nan" not in stdout
+    mae = results["results"]["item-mean"]["user_cold"]["mae"]["mean"]
+    assert f"{mae:.4f}" in stdout and "vs global-mean:" in stdout and "n/a (needs 2+ seeds)" in stdout
+    assert f"full tables: {tmp_path / 'out'}/results.md" in stdout

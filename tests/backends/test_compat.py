@@ -1,6 +1,10 @@
 """learn2learn imports and works in this environment (through the guard when it must)."""
+import importlib.util
 import subprocess
 import sys
+
+from mamo_l2l.backends import BACKENDS
+from mamo_l2l.backends.compat import LEARN2LEARN_MISSING
 
 
 def test_import_learn2learn_and_maml_work():
@@ -48,4 +52,16 @@ def test_missing_learn2learn_gives_a_clear_error(tmp_path):
             "from mamo_l2l.core.errors import MamoError\n"
             "try:\n    c.import_learn2learn()\nexcept MamoError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "learn2learn is not installed" in out.stdout and "install.sh" in out.stdout
+    assert out.stdout.strip() == LEARN2LEARN_MISSING
+    assert "On Python 3.11 and later pip cannot install it as a dependency: run `pip install cython`, then `pip " \
+           "install --no-deps learn2learn==0.2.0 --config-settings=--build-option=build_ext` (or `bash " \
+           "scripts/install.sh`, which does both). On Python 3.9/3.10 `pip install 'mamo_l2l[l2l]'` also works " \
+           "(docs/install.md)." in out.stdout
+
+
+def test_the_l2l_backend_gives_the_same_path_when_learn2learn_is_missing(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "learn2learn" else real(n, *a))
+    message = BACKENDS["l2l"].missing_dependency()
+    assert message.startswith("backend 'l2l': " + LEARN2LEARN_MISSING) and "--backend func" in message
+    assert "mamo_l2l[l2l]'` also works" in message

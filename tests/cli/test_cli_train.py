@@ -86,3 +86,34 @@ def test_unknown_model_is_a_clear_error(tmp_path, ml100k_raw_dir, small_config):
                                    "--config", small_config, "--out", str(tmp_path / "o"),
                                    "--cache-dir", str(tmp_path / "c"), "--quiet"])
     assert res.exit_code == 1 and "unknown model 'nope'" in res.output
+
+
+def test_train_into_another_runs_folder_is_refused_unless_force(trained, tmp_path, ml100k_raw_dir):
+    out, cache, _ = trained
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "config.yaml").write_text((out / "config.yaml").read_text())   # a mamo run, seed 3
+    before = (folder / "config.yaml").read_text()
+    args = ["train", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--model", "item-mean",
+            "--seed", "3", "--out", str(folder), "--cache-dir", str(cache), "--quiet"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1
+    assert "holds another run (mamo on fixture, seed 3)" in res.output
+    assert "asked for (item-mean on fixture, seed 3)" in res.output and "--force" in res.output
+    assert "model.name='mamo' there, 'item-mean' asked for" in res.output
+    assert (folder / "config.yaml").read_text() == before and not (folder / "metrics.json").exists()
+    res = CliRunner().invoke(app, args + ["--force"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((folder / "metrics.json").read_text())["model"] == "item-mean"
+    again = CliRunner().invoke(app, args)          # the same run again: allowed (it is this run)
+    assert again.exit_code == 0, again.output
+
+
+def test_tensorboard_flag_without_the_package_fails_before_any_work(tmp_path, ml100k_raw_dir, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)     # as if tensorboard were not installed
+    res = CliRunner().invoke(app, ["train", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--model",
+                                   "item-mean", "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+                                   "--tensorboard", str(tmp_path / "tb")])
+    assert res.exit_code == 1 and "needs the tensorboard package: pip install tensorboard" in res.output
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()

@@ -3,7 +3,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from synthetic import ML100K, synthetic_raw, write_atomic
+from synthetic import synthetic_raw, write_atomic
 
 from mamo_l2l.cli.main import app
 
@@ -74,10 +74,9 @@ def test_fetch_unknown_name_fails_cleanly(tmp_path):
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not ML100K.is_dir(), reason="needs ../shared/data/ml-100k")
-def test_info_on_ml100k(tmp_path):
+def test_info_on_ml100k(tmp_path, ml100k_real_dir):
     out = tmp_path / "c.json"
-    r = run("data", "info", "--dataset", "ml-100k", "--data-dir", str(ML100K), "--cache-dir", str(tmp_path),
+    r = run("data", "info", "--dataset", "ml-100k", "--data-dir", str(ml100k_real_dir), "--cache-dir", str(tmp_path),
             "--json", str(out), "--quiet")
     assert r.exit_code == 0, r.output
     assert "items released after 1996 are new" in r.output

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import ML100K, flat, synthetic_raw, write_atomic
+from synthetic import flat, synthetic_raw, write_atomic
 
 from mamo_l2l.core.config import DataConfig
 from mamo_l2l.data import prepare as pipeline
@@ -124,16 +124,15 @@ def test_missing_data_dir_is_a_user_error(tmp_path):
 
 # ------------------------------------------------------------------ real MovieLens-100K
 @pytest.mark.realdata
-@pytest.mark.skipif(not ML100K.is_dir(), reason="needs ../shared/data/ml-100k")
-def test_ml100k_counts_and_cutoff(tmp_path):
-    cfg = DataConfig(dataset="ml-100k", data_dir=str(ML100K))
+def test_ml100k_counts_and_cutoff(tmp_path, ml100k_real_dir):
+    cfg = DataConfig(dataset="ml-100k", data_dir=str(ml100k_real_dir))
     data, splits, _ = pipeline.prepare(cfg, seed=0, cache_dir=tmp_path, progress=False)
     c = splits.counts
     assert c["totals"] == {"users": 943, "items": 1682, "ratings": 100000}
     assert sum(c["partition"].values()) == 100000
     # cutoff worked out from the files with pandas: smallest year with <= 20 % of ratings after it
-    inter = pd.read_csv(ML100K / "ml-100k.inter", sep="\t", dtype=str)
-    item = pd.read_csv(ML100K / "ml-100k.item", sep="\t", dtype=str)
+    inter = pd.read_csv(ml100k_real_dir / "ml-100k.inter", sep="\t", dtype=str)
+    item = pd.read_csv(ml100k_real_dir / "ml-100k.item", sep="\t", dtype=str)
     year = pd.to_numeric(item["release_year:token"], errors="coerce")
     year.index = item["item_id:token"]
     rated_year = year.reindex(inter["item_id:token"]).to_numpy()

@@ -134,6 +134,7 @@ def default_run(ml100k_raw_dir, tmp_path_factory):
 
 def test_trained_memories_stay_diverse_and_personalise(default_run):
     report = inspect_run(default_run)
+    assert report["verdict"].startswith("verdict: personalising"), report["verdict"]
     for name, mem in report["memories"].items():
         assert mem["slot_distance_min_ratio"] > 0.1, (name, mem)      # no two slots equal
     for group in ("train", "test"):
@@ -167,6 +168,7 @@ def test_the_old_interpolating_rule_collapses_the_same_run(ml100k_raw_dir, tmp_p
     run = _train(ml100k_raw_dir, tmp_path, memory_update="interpolate", memory_init="random",
                  preference_memory="written", temperature=1.0)
     report = inspect_run(run)
+    assert report["verdict"].startswith("verdict: collapsed (profile slot_distance_min_ratio"), report["verdict"]
     assert report["memories"]["profile"]["slot_distance_min_ratio"] < 0.1
     for group in ("train", "test"):
         users = report["users"][group]
@@ -181,6 +183,7 @@ def test_inspect_cli_prints_and_writes_json_with_the_documented_keys(default_run
     assert res.exit_code == 0, res.output
     assert "slot_distance_min_ratio" in res.output and "attention entropy" in res.output
     report = json.loads(out.read_text())
+    assert res.stdout.splitlines()[-2] == report["verdict"]        # the last line before "saved ..."
     for mem in report["memories"].values():
         assert set(mem) == {"slot_norms", "slot_distance_min_ratio"}
     for users in report["users"].values():

@@ -170,8 +170,8 @@ def test_single_user_path_equals_the_batched_evaluation_path(recommend_run, back
     ranked = dict(zip(r.catalog.item_ids[cand], batched + prior))
     np.testing.assert_allclose(single["rank_score"], [ranked[i] for i in single["item_id"]], rtol=0, atol=1e-5)
     assert r.recommend_records(ratings, user={"gender": "F"}, k=5) == [
-        {"item_id": i, "title": t, "score": s}
-        for i, t, s in zip(single["item_id"][:5], single["title"][:5], single["score"][:5])
+        {"item_id": i, "title": t, "score": s, "rank_score": r}
+        for i, t, s, r in zip(single["item_id"][:5], single["title"][:5], single["score"][:5], single["rank_score"][:5])
     ]
 
 

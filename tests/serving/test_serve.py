@@ -52,6 +52,8 @@ def test_recommend_matches_python(client, rec):
     assert [i["item_id"] for i in items] == list(want["item_id"])
     assert [i["title"] for i in items] == list(want["title"])
     assert [i["score"] for i in items] == pytest.approx(list(want["score"]), abs=1e-9)
+    assert [i["rank_score"] for i in items] == pytest.approx(list(want["rank_score"]), abs=1e-9)
+    assert [i["rank_score"] for i in items] == sorted((i["rank_score"] for i in items), reverse=True)
     assert not {"1", "2"} & {i["item_id"] for i in items}
 
 
@@ -176,3 +178,35 @@ def test_several_worker_processes_answer_like_the_library(recommend_run, rec):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_profile_fields_and_values_the_run_does_not_know_answer_400(client, rec):
+    known = rec.catalog.user_values()
+    r = client.post("/recommend", json={"ratings": [{"item_id": "1", "rating": 5}], "user": {"gender": "Female"}})
+    assert r.status_code == 400 and list(r.json()) == ["error"]
+    assert "gender=Female is a value this run never saw" in r.json()["error"]
+    assert f"known gender values: {', '.join(known['gender'])}" in r.json()["error"]
+    r = client.post("/recommend", json={"user": {"shoe": "42"}})
+    assert r.status_code == 400 and f"this run knows: {', '.join(known)}" in r.json()["error"]
+
+
+@pytest.mark.parametrize("method, path, content, status, message", [
+    ("post", "/recommend", b'{"ratings": [', 422, "the body is not valid JSON"),
+    ("get", "/nope", None, 404, "no such endpoint: GET /nope (this service answers GET /, GET /health"),
+    ("get", "/recommend", None, 405, "GET is not allowed on /recommend; use POST"),
+    ("post", "/health", b"{}", 405, "POST is not allowed on /health; use GET"),
+])
+def test_every_error_is_one_plain_error_field(client, method, path, content, status, message):
+    kwargs = {} if content is None else {"content": content, "headers": {"content-type": "application/json"}}
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == status and list(r.json()) == ["error"]
+    assert message in r.json()["error"] and "decode" not in r.json()["error"]
+
+
+def test_an_internal_error_is_the_same_shape(rec, monkeypatch):
+    app = create_app(rec)
+    monkeypatch.setattr(rec, "recommend_records", lambda *a, **k: 1 / 0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/recommend", json={"ratings": []})
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error (ZeroDivisionError); the server log has the details"}

@@ -26,8 +26,8 @@ page = _page_module()
 def browser_ready():
     missing = [p for p in (page.CHROMIUM, page.CHROMEDRIVER) if not Path(p).exists()]
     if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (scripts/install.sh installs chromium and "
-                    "chromium-driver when run as root; or apt-get install -y chromium chromium-driver)")
+        pytest.skip(f"{', '.join(missing)} not installed (scripts/install_browser.sh, run by `make test`, "
+                    "installs chromium and chromium-driver as root; or apt-get install -y chromium chromium-driver)")
     pytest.importorskip("selenium", reason="selenium (test extra) is not installed")
     pytest.importorskip("uvicorn", reason="uvicorn (serve extra) is not installed")
 
@@ -41,9 +41,10 @@ def test_rate_three_items_and_see_recommendations(browser_ready, recommend_run, 
     rated, recs = result["rated"], result["recs"]
     assert len(rated) == 3
     assert len(recs) == 10
-    assert not set(rated) & {i for i, _, _ in recs}                      # rated items are left out
+    assert not set(rated) & {i for i, _, _, _ in recs}                   # rated items are left out
     want = rec.recommend(list(rated.items()), k=10)                      # what the page shows = the model's top 10
-    assert [i for i, _, _ in recs] == list(want["item_id"])
-    assert [t for _, t, _ in recs] == list(want["title"])
-    assert [s for _, _, s in recs] == pytest.approx([round(s, 2) for s in want["score"]], abs=0.006)
+    assert [i for i, _, _, _ in recs] == list(want["item_id"])
+    assert [t for _, t, _, _ in recs] == list(want["title"])
+    assert [s for _, _, s, _ in recs] == pytest.approx([round(s, 2) for s in want["score"]], abs=0.006)
+    assert [r for _, _, _, r in recs] == pytest.approx([round(r, 2) for r in want["rank_score"]], abs=0.006)
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -68,6 +68,16 @@ def entry_config(config: Config, entry: str) -> Config:
 
 
 
+def _run_config(seed_config: Config, model: str, seed: int) -> Config:
+    """The config of one run: the entry's preset (``entry_config``), and one TensorBoard folder per
+    run beside the others when ``train.log_dir`` is set."""
+    run_config = entry_config(seed_config, model)
+    if seed_config.train.log_dir:
+        run_log_dir = Path(seed_config.train.log_dir) / f"{model}-seed{seed}"
+        run_config = run_config.override("train", log_dir=str(run_log_dir))
+    return run_config
+
+
 def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
             command: Optional[str] = None, progress: bool = True, paired_with: Optional[str] = None,
             catalogue: bool = True) -> Dict[str, Any]:
@@ -95,14 +105,11 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
         seed_config = config.override("train", seed=seed)
         bundles: Dict[str, Any] = {}     # one per data config of the seed (a preset may change it)
         for model in models:
-            run_config = entry_config(seed_config, model)
+            run_config = _run_config(seed_config, model, seed)
             data_key = repr(sorted(run_config.to_dict()["data"].items()))
             if data_key not in bundles:
                 bundles[data_key] = load_data(run_config, cache_dir=cache_dir, progress=progress)
             bundle = bundles[data_key]
-            if config.train.log_dir:   # one TensorBoard folder per run, as the run folders
-                run_log_dir = Path(config.train.log_dir) / f"{model}-seed{seed}"
-                run_config = run_config.override("train", log_dir=str(run_log_dir))
             folder = run_dir(out_dir, model, seed)
             log.info(f"[run {done + 1}/{total}] {model} seed {seed}: {done} done, elapsed "
                      f"{duration(time.perf_counter() - started)}, "

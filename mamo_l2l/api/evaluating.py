@@ -10,10 +10,12 @@ from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
 from mamo_l2l.evaluation.catalogue import (
+    UserItems,
     candidate_items,
     catalogue_metrics,
     reference_catalogue,
     relevant_threshold,
+    training_popular,
 )
 from mamo_l2l.evaluation.scoring import evaluate_references, evaluate_scenarios
 from mamo_l2l.training.checkpoint import library_versions
@@ -31,10 +33,11 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
     splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
     threshold = relevant_threshold(run.config.data.relevant_rating, data.rating_range)
     candidates = candidate_items(data, splits, run.config.data)
+    rated, popular = UserItems(data), training_popular(splits, data)
     for s in scenarios:
         results[s]["catalogue"] = catalogue_metrics(run.model, run.algorithm, run.backend, splits.test[s],
                                                     candidates[s], data, run.inner, threshold, t.device,
-                                                    ranking=run.ranking)
+                                                    ranking=run.ranking, rated=rated, popular=popular)
         if progress:
             c = results[s]["catalogue"]
             log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "

@@ -48,7 +48,8 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
             log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
                      f"NDCG@10 {c['ndcg@10']:.4f}")
     started = time.perf_counter()
-    topn, als, choices = fit_references(splits, data, threshold, t.seed)
+    prior = run.ranking.prior if run.ranking is not None else None
+    topn, als, choices = fit_references(splits, data, threshold, t.seed, prior)
     fitted = time.perf_counter()
     scorers = {**constant_scorers(splits, data), **topn}
     for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios, scorers).items():

@@ -15,22 +15,23 @@ import pandas as pd
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
-from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, NDCG_KS
+from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, LIST_METRICS, NDCG_KS
 
 # catalogue metrics (docs/algorithm.md, Metrics) come from scenarios[s]["catalogue"][...]
-CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS)
+CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS + LIST_METRICS)
 
 
 METRICS = ("mae", "rmse") + tuple(f"ndcg@{k}" for k in NDCG_KS) + CATALOGUE
 
 
 LOWER_IS_BETTER = {"mae": True, "rmse": True, **{f"ndcg@{k}": False for k in NDCG_KS},
-                   **{m: False for m in CATALOGUE}}
+                   **{m: False for m in CATALOGUE}, "catalogue_popularity@10": True}
 
 
 LABELS = {"mae": "MAE", "rmse": "RMSE", **{f"ndcg@{k}": f"nDCG@{k}" for k in NDCG_KS},
           **{f"catalogue_{m}": f"cat. {m.replace('recall', 'Recall').replace('ndcg', 'NDCG').replace('hit', 'Hit')}"
-             for m in CATALOGUE_METRICS}}
+             for m in CATALOGUE_METRICS},
+          **{f"catalogue_{m}": m.replace("personalisation", "personal.") for m in LIST_METRICS}}
 
 
 def metric_value(scenario_metrics: Optional[Dict[str, Any]], metric: str) -> float:

@@ -120,6 +120,14 @@ class CatalogueAccumulator:
         self.popular, self.seed = popular, seed
         self.values: List[Tuple[float, float, float]] = []
         self.lists: List[np.ndarray] = []
+        top = int(max(candidates.max(initial=-1), 0)) + 1
+        self.position = np.full(top, -1, dtype=np.int64)   # item index -> candidate position (-1: none)
+        self.position[candidates] = np.arange(len(candidates))
+
+    def _positions(self, items: np.ndarray) -> np.ndarray:
+        items = items[items < self.position.size]
+        p = self.position[items]
+        return p[p >= 0]
 
     def add(self, task: Task, scores: np.ndarray) -> None:
         relevant_items = task.query_items[task.query_ratings >= self.threshold]
@@ -130,8 +138,9 @@ class CatalogueAccumulator:
         if self.rated is not None:
             own = self.rated.of(task.user)
             known = np.concatenate([known, own[~np.isin(own, task.query_items)]])
-        scores[np.isin(self.candidates, known)] = -np.inf   # already rated
-        relevant = np.isin(self.candidates, relevant_items)
+        scores[self._positions(known)] = -np.inf   # already rated
+        relevant = np.zeros(len(self.candidates), dtype=bool)
+        relevant[self._positions(relevant_items)] = True
         self.values.append(catalogue_user_metrics(scores, relevant, int(relevant_items.size), CATALOGUE_K))
         if self.popular is not None:
             self.lists.append(self.candidates[top_list(scores, CATALOGUE_K)])

@@ -26,7 +26,7 @@ first grid entry. A scorer maps (tasks, candidate items) to float64 scores [len(
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -130,8 +130,8 @@ def _ridge_side(n_rows: int, rows: torch.Tensor, cols: torch.Tensor, target: tor
     d = other.shape[1]
     idx = torch.stack([rows, cols])
     size = (n_rows, len(table))
-    m = torch.sparse_coo_tensor(idx, torch.ones(len(rows), dtype=table.dtype), size).coalesce()
-    t = torch.sparse_coo_tensor(idx, target.to(table.dtype), size).coalesce()
+    m = torch.sparse_coo_tensor(idx, torch.ones(len(rows), dtype=table.dtype), size, check_invariants=False).coalesce()
+    t = torch.sparse_coo_tensor(idx, target.to(table.dtype), size, check_invariants=False).coalesce()
     a = torch.sparse.mm(m, (other[:, :, None] * other[:, None, :]).reshape(len(table), d * d))
     b = torch.sparse.mm(t, other)
     a = a.reshape(n_rows, d, d) + lam * torch.eye(d, dtype=table.dtype)
@@ -198,10 +198,11 @@ def _pick(valid: Sequence[Task], candidates: np.ndarray, threshold: float, rated
     return best, table
 
 
-def fit_references(splits: Splits, data: EncodedDataset, threshold: float, seed: int = 0
-                   ) -> Tuple[Dict[str, Callable], ExplicitALS, Dict[str, Any]]:
+def fit_references(splits: Splits, data: EncodedDataset, threshold: float, seed: int = 0,
+                   prior: Optional[np.ndarray] = None) -> Tuple[Dict[str, Callable], ExplicitALS, Dict[str, Any]]:
     """(scorers of TOPN_REFERENCES, the chosen ALS model, the choices: {reference: {"chosen":
-    hyperparameters, "valid": validation metric per grid entry}})."""
+    hyperparameters, "valid_*": validation metric per grid entry}}). ``prior``: the run's choice
+    prior when it has one (the same ranking.choice_prior of the same training tasks)."""
     n = len(data.item_ids)
     cand = np.unique(task_ratings(splits.train)[0])
     rated = UserItems(data)
@@ -223,7 +224,7 @@ def fit_references(splits: Splits, data: EncodedDataset, threshold: float, seed:
     best, table = _pick(splits.valid, cand, threshold, rated, content)
     scorers["content-knn"] = content[best]
     chosen["content-knn"] = {"chosen": {"weighting": best}, "valid_recall@10": table}
-    scorers["choice-prior"] = prior_scorer(choice_prior(data, splits.train, seed))
+    scorers["choice-prior"] = prior_scorer(choice_prior(data, splits.train, seed) if prior is None else prior)
     chosen["choice-prior"] = {"chosen": {}}
     return scorers, als, chosen
 

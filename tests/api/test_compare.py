@@ -173,3 +173,25 @@ def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
     metrics = _run_metrics(tmp_path / "out", "item-mean", 0)
     assert all("catalogue" not in s for s in metrics["scenarios"].values())
     assert "mae" in metrics["scenarios"]["warm"]
+
+
+def test_references_become_rows_of_the_comparison():
+    from mamo_l2l.api.comparison import reference_rows
+    from mamo_l2l.api.report import aggregate
+    cat = {"recall@10": 0.2, "ndcg@10": 0.1, "hit@10": 0.5, "coverage@10": 0.3, "personalisation@10": 0.9,
+           "popularity@10": 0.4, "users": 7, "candidates": 50}
+
+    def metrics(k):
+        scen = {"mae": 0.8, "rmse": 1.0, "ndcg@1": 0.5, "ndcg@3": 0.6, "ndcg@5": 0.7, "users": 8, "ratings": 80,
+                "catalogue": dict(cat, **{"recall@10": 0.1 + k})}
+        return {"scenarios": {"warm": scen},
+                "references": {"ease": {"warm": {"catalogue": dict(cat, **{"recall@10": 0.3 + k})}},
+                               "als": {"warm": dict(scen, mae=0.7, catalogue=cat)}}}
+    per_run = {"mamo": {0: metrics(0.0), 1: metrics(0.01)}}
+    names = reference_rows(per_run, ["mamo"], [0, 1])
+    assert names == ["ease", "als"]
+    table = aggregate(per_run, ["mamo", *names], [0, 1])["results"]
+    assert table["ease"]["warm"]["catalogue_recall@10"]["values"] == [0.3, 0.31]
+    assert table["als"]["warm"]["mae"]["mean"] == 0.7
+    assert math.isnan(table["ease"]["warm"]["mae"]["mean"])
+    assert table["ease"]["warm"]["catalogue_recall@10"]["best"]

@@ -39,7 +39,7 @@ from mamo_l2l.evaluation.ranking import choice_prior
 
 EASE_LAMBDAS = (50.0, 200.0, 500.0, 1000.0, 3000.0)
 KNN_GRID = ((50, 0.0), (50, 20.0), (200, 0.0), (200, 20.0), (0, 0.0), (0, 20.0))   # k = 0: all
-ALS_GRID = ((16, 2.0), (16, 8.0), (16, 25.0), (48, 8.0), (48, 25.0))
+ALS_GRID = ((16, 3.0), (16, 8.0), (16, 20.0), (32, 8.0))
 ALS_ITERS = 8
 CONTENT_WEIGHTINGS = ("binary", "idf")
 TOPN_REFERENCES = ("ease", "item-knn", "als", "content-knn", "choice-prior")

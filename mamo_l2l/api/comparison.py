@@ -31,6 +31,7 @@ from mamo_l2l.core.config import Config, packaged_configs, preset_values
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
+from mamo_l2l.evaluation.topn_references import TOPN_REFERENCES
 from mamo_l2l.training.run import load_data
 
 
@@ -127,8 +128,9 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
             per_run[model][seed] = metrics
             reused_runs[model][seed] = reused
             done += 1
-    results = aggregate(per_run, models, list(range(seeds)))
-    if len(models) > 1:
+    rows = models + reference_rows(per_run, models, list(range(seeds)))
+    results = aggregate(per_run, rows, list(range(seeds)))
+    if len(rows) > 1:
         results["paired"] = paired_comparison(results, paired_with or models[0])
     results.update(dataset=config.data.dataset, command=command, warm_eval=config.data.warm_eval,
                    backend=config.train.backend, config=config.to_dict(),
@@ -137,6 +139,25 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
                    wall_seconds=time.perf_counter() - started)
     write_results(results, out_dir)
     return results
+
+
+def reference_rows(per_run: Dict[str, Dict[int, Dict[str, Any]]], models: Sequence[str],
+                   seeds: Sequence[int]) -> List[str]:
+    """Add the catalogue references (popularity and evaluation/topn_references.py's) of the first
+    model's runs to ``per_run`` as rows of their own (same split per seed: the same users), so the
+    tables and the paired comparison list them beside the models; returns their names (those in
+    every seed's metrics, not already a model)."""
+    first = per_run[models[0]]
+    names = [n for n in ("popularity", *TOPN_REFERENCES)
+             if n not in models and all(n in first[k].get("references", {}) for k in seeds)]
+    for n in names:
+        per_run[n] = {}
+        for k in seeds:
+            scen = {}
+            for s, m in first[k]["references"][n].items():
+                scen[s] = dict(m, users=m.get("users", m["catalogue"]["users"]), ratings=m.get("ratings", 0))
+            per_run[n][k] = {"scenarios": scen, "counts": first[k].get("counts", {})}
+    return names
 
 
 def _eta(models, seeds, done, seconds_by_model) -> str:

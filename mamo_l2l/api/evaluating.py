@@ -10,12 +10,16 @@ from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
 from mamo_l2l.evaluation.catalogue import (
+    UserItems,
     candidate_items,
     catalogue_metrics,
+    constant_scorers,
     reference_catalogue,
     relevant_threshold,
+    training_popular,
 )
 from mamo_l2l.evaluation.scoring import evaluate_references, evaluate_scenarios
+from mamo_l2l.evaluation.topn_references import als_rating_metrics, fit_references
 from mamo_l2l.training.checkpoint import library_versions
 from mamo_l2l.training.run import (
     Run,
@@ -25,23 +29,36 @@ from mamo_l2l.training.run import (
 from mamo_l2l.training.runid import code_identity
 
 
-def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> None:
+def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> Dict[str, Any]:
     """Catalogue ranking (mamo_l2l/evaluation/catalogue.py) into ``results[s]["catalogue"]`` and
-    ``references[name][s]["catalogue"]`` (name: global_mean, item_mean, popularity)."""
+    ``references[name][s]["catalogue"]`` (name: global_mean, item_mean, popularity and the top-N
+    references of evaluation/topn_references.py, fitted here and chosen on the validation users;
+    ``als`` also gets the query metrics). Returns the references' choices (metrics.json
+    ``reference_choices``)."""
     splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
     threshold = relevant_threshold(run.config.data.relevant_rating, data.rating_range)
     candidates = candidate_items(data, splits, run.config.data)
+    rated, popular = UserItems(data), training_popular(splits, data)
     for s in scenarios:
         results[s]["catalogue"] = catalogue_metrics(run.model, run.algorithm, run.backend, splits.test[s],
                                                     candidates[s], data, run.inner, threshold, t.device,
-                                                    ranking=run.ranking)
+                                                    ranking=run.ranking, rated=rated, popular=popular)
         if progress:
             c = results[s]["catalogue"]
             log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
                      f"NDCG@10 {c['ndcg@10']:.4f}")
-    for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios).items():
+    started = time.perf_counter()
+    prior = run.ranking.prior if run.ranking is not None else None
+    topn, als, choices = fit_references(splits, data, threshold, t.seed, prior)
+    fitted = time.perf_counter()
+    scorers = {**constant_scorers(splits, data), **topn}
+    for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios, scorers).items():
         for s in scenarios:
             references.setdefault(name, {}).setdefault(s, {})["catalogue"] = per[s]
+    for s, m in als_rating_metrics(als, splits, data, scenarios).items():
+        references["als"][s].update(m)
+    choices["seconds"] = {"fit_and_choose": fitted - started, "score": time.perf_counter() - fitted}
+    return choices
 
 
 def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = False,
@@ -58,8 +75,7 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
     seconds = time.perf_counter() - started
     references = evaluate_references(splits, data, scenarios)
     started = time.perf_counter()
-    if catalogue:
-        _add_catalogue(run, scenarios, results, references, progress)
+    choices = _add_catalogue(run, scenarios, results, references, progress) if catalogue else None
     catalogue_seconds = time.perf_counter() - started
     n_tasks = sum(len(splits.test[s]) for s in scenarios)
     timing = dict(run.timing, eval_seconds=seconds, eval_tasks_per_s=n_tasks / max(seconds, 1e-9),
@@ -72,6 +88,7 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
         "data_fingerprint": data.fingerprint, "local_steps_at_evaluation": run.inner.steps,
         "warm_eval": run.config.data.warm_eval, "best_epoch": run.best_epoch,
         "scenarios": results, "references": references, "ranking": run.ranking_notes,
+        **({"reference_choices": choices} if choices else {}),
         "counts": splits.counts, "history": run.history, "timing": timing,
         **({"pretrain_history": run.pretrain_history} if run.pretrain_history else {}),
         "config": run.config.to_dict(), "versions": library_versions(),

@@ -15,23 +15,24 @@ import pandas as pd
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
-from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, NDCG_KS
+from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, LIST_METRICS, NDCG_KS
 from mamo_l2l.evaluation.scoring import REFERENCE_NOTES, WARM_NOTES
 
 # catalogue metrics (docs/algorithm.md, Metrics) come from scenarios[s]["catalogue"][...]
-CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS)
+CATALOGUE = tuple(f"catalogue_{m}" for m in CATALOGUE_METRICS + LIST_METRICS)
 
 
 METRICS = ("mae", "rmse") + tuple(f"ndcg@{k}" for k in NDCG_KS) + CATALOGUE
 
 
 LOWER_IS_BETTER = {"mae": True, "rmse": True, **{f"ndcg@{k}": False for k in NDCG_KS},
-                   **{m: False for m in CATALOGUE}}
+                   **{m: False for m in CATALOGUE}, "catalogue_popularity@10": True}
 
 
 LABELS = {"mae": "MAE", "rmse": "RMSE", **{f"ndcg@{k}": f"nDCG@{k}" for k in NDCG_KS},
           **{f"catalogue_{m}": f"cat. {m.replace('recall', 'Recall').replace('ndcg', 'NDCG').replace('hit', 'Hit')}"
-             for m in CATALOGUE_METRICS}}
+             for m in CATALOGUE_METRICS},
+          **{f"catalogue_{m}": m.replace("personalisation", "personal.") for m in LIST_METRICS}}
 
 
 def metric_value(scenario_metrics: Optional[Dict[str, Any]], metric: str) -> float:
@@ -192,7 +193,7 @@ def summary_text(results: Dict[str, Any]) -> str:
     width = max(len("model"), *(len(m) for m in models))
     lines = []
     for metric in ("mae", "ndcg@3"):
-        cells = {m: [_fmt(table[m][s][metric], bold=False) for s in scenarios] for m in models}
+        cells = {m: [_fmt(table[m][s].get(metric), bold=False) for s in scenarios] for m in models}
         col = max(15, *(len(c) for row in cells.values() for c in row))
         lines += [f"{LABELS[metric]}, mean ± std over {len(results['seeds'])} seed(s):",
                   f"{'model':<{width}} " + " ".join(f"{s:>{col}}" for s in scenarios)]
@@ -208,7 +209,9 @@ def summary_text(results: Dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ writing
-def _fmt(stat: Dict[str, Any], bold: bool = True) -> str:
+def _fmt(stat: Optional[Dict[str, Any]], bold: bool = True) -> str:
+    if stat is None:   # a metric the runs did not record (results made before it existed)
+        return "-"
     if math.isnan(stat["mean"]):
         return "n/a"
     text = f"{stat['mean']:.4f}" + ("" if math.isnan(stat["std"]) else f" ± {stat['std']:.4f}")
@@ -250,7 +253,7 @@ def format_markdown(results: Dict[str, Any]) -> str:
         lines += [f"* {n.replace('_mean', '-mean')}" for n in baselines] + [""]
     def per_scenario(title: str, metric: str, note: Sequence[str] = ()) -> List[str]:
         return ([f"## {title} per scenario", "", *note]
-                + markdown_table(["model", *scenarios], [[m, *(_fmt(table[m][s][metric]) for s in scenarios)]
+                + markdown_table(["model", *scenarios], [[m, *(_fmt(table[m][s].get(metric)) for s in scenarios)]
                                                          for m in models]) + [""])
 
     lines += per_scenario("MAE", "mae") + per_scenario("nDCG@3", "ndcg@3")
@@ -263,7 +266,7 @@ def format_markdown(results: Dict[str, Any]) -> str:
         lines += [f"## {scen}", "",
                   f"Scored per seed: users {', '.join(map(str, users))}; ratings {', '.join(map(str, ratings))}.", ""]
         lines += markdown_table(["model", *(LABELS[k] for k in METRICS)],
-                                [[m, *(_fmt(table[m][scen][k]) for k in METRICS)] for m in models]) + [""]
+                                [[m, *(_fmt(table[m][scen].get(k)) for k in METRICS)] for m in models]) + [""]
     count_rows = []
     for i, k in enumerate(seeds):
         c = results["counts"][str(k)]

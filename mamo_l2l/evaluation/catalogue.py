@@ -2,18 +2,23 @@
 
 Per test user: adapt exactly as evaluation does (same start, same ``local_steps`` on the support
 set, memories read and never written), score every candidate item, drop the items the user rated
-in the support set, and compare the top ``CATALOGUE_K`` with the query items rated at least
-``relevant_rating`` (Recall, NDCG with binary gain, Hit; metrics.catalogue_user_metrics). A user
-with no relevant query item is skipped. Candidates per scenario (``candidate_items``):
+in the support set and every other item the user rated anywhere in the data set but not in the query (e.g. the
+ratings the ``max_ratings`` cap left out of a task: they are the user's own items, neither
+unknown nor non-relevant), and compare the top ``CATALOGUE_K`` with the query items rated at
+least ``relevant_rating`` (Recall, NDCG with binary gain, Hit; metrics.catalogue_user_metrics). A
+user with no relevant query item is skipped. Candidates per scenario (``candidate_items``):
 - warm, user_cold: the items rated in the training tasks (the catalogue a model was trained on);
-- item_cold, user_item_cold: the new items (item state "new" under the protocol) with at least
-  one rating in the data set.
+- item_cold, user_item_cold: every new item of the item table (item state "new" under the
+  protocol), whether or not anyone rated it (which items were rated is no knowledge a
+  recommender has about new items).
+Beside them, the beyond-accuracy metrics of the users' top-``CATALOGUE_K`` lists
+(metrics.list_metrics: coverage, personalisation, popularity).
 Scores go through the backend in chunks of users (``backend.eval_chunk``) times candidates, so
 the func backend scores a chunk in one vmapped call.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,6 +31,9 @@ from mamo_l2l.evaluation.metrics import (
     CATALOGUE_K,
     CATALOGUE_METRICS,
     catalogue_user_metrics,
+    list_metrics,
+    popular_items,
+    top_list,
 )
 from mamo_l2l.evaluation.ranking import rank_scores
 from mamo_l2l.evaluation.references import reference_predictions
@@ -48,8 +56,7 @@ def candidate_items(data: EncodedDataset, splits: Splits, data_config) -> Dict[s
     """Sorted candidate item indices per scenario (module doc)."""
     trained = training_items(splits)
     new, _ = item_is_new(data, data_config)
-    rated = np.bincount(data.rating_item, minlength=len(data.item_ids)) > 0
-    new_items = np.flatnonzero(new & rated)
+    new_items = np.flatnonzero(new)
     return {"warm": trained, "user_cold": trained, "item_cold": new_items, "user_item_cold": new_items}
 
 
@@ -89,55 +96,114 @@ def catalogue_scores(model, algorithm, backend, tasks, candidates, data, inner, 
     return np.concatenate(parts) if parts else np.zeros((0, len(candidates)))
 
 
+class UserItems:
+    """Every user's rated items in the whole data set (CSR over user index): what a user has
+    already consumed, for leaving it out of that user's candidates (module doc)."""
+
+    def __init__(self, data: EncodedDataset):
+        order = np.argsort(data.rating_user, kind="stable")
+        self.items = data.rating_item[order]
+        self.indptr = np.r_[0, np.cumsum(np.bincount(data.rating_user, minlength=len(data.user_ids)))]
+
+    def of(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user]:self.indptr[user + 1]]
+
+
 class CatalogueAccumulator:
-    def __init__(self, candidates: np.ndarray, threshold: float):
-        self.candidates, self.threshold = candidates, threshold
+    """Per-user catalogue metrics and top-K lists of one scenario. ``rated`` (UserItems): each
+    user's items outside the query are not candidates; without it only the support items are
+    left out. ``popular`` (bool [n_items], metrics.popular_items) adds the list metrics."""
+
+    def __init__(self, candidates: np.ndarray, threshold: float, rated: Optional[UserItems] = None,
+                 popular: Optional[np.ndarray] = None, seed: int = 0):
+        self.candidates, self.threshold, self.rated = candidates, threshold, rated
+        self.popular, self.seed = popular, seed
         self.values: List[Tuple[float, float, float]] = []
+        self.lists: List[np.ndarray] = []
+        top = int(max(candidates.max(initial=-1), 0)) + 1
+        self.position = np.full(top, -1, dtype=np.int64)   # item index -> candidate position (-1: none)
+        self.position[candidates] = np.arange(len(candidates))
+
+    def _positions(self, items: np.ndarray) -> np.ndarray:
+        items = items[items < self.position.size]
+        p = self.position[items]
+        return p[p >= 0]
 
     def add(self, task: Task, scores: np.ndarray) -> None:
         relevant_items = task.query_items[task.query_ratings >= self.threshold]
         if relevant_items.size == 0:
             return   # nothing to find: skipped (docs/algorithm.md)
         scores = scores.copy()
-        scores[np.isin(self.candidates, task.support_items)] = -np.inf   # already rated
-        relevant = np.isin(self.candidates, relevant_items)
+        known = task.support_items
+        if self.rated is not None:
+            own = self.rated.of(task.user)
+            known = np.concatenate([known, own[~np.isin(own, task.query_items)]])
+        scores[self._positions(known)] = -np.inf   # already rated
+        relevant = np.zeros(len(self.candidates), dtype=bool)
+        relevant[self._positions(relevant_items)] = True
         self.values.append(catalogue_user_metrics(scores, relevant, int(relevant_items.size), CATALOGUE_K))
+        if self.popular is not None:
+            self.lists.append(self.candidates[top_list(scores, CATALOGUE_K)])
 
     def result(self) -> Dict[str, float]:
         v = np.asarray(self.values, dtype=np.float64).reshape(-1, 3)
         out = {m: (float(v[:, k].mean()) if len(v) else float("nan")) for k, m in enumerate(CATALOGUE_METRICS)}
+        if self.popular is not None:
+            out.update(list_metrics(self.lists, len(self.candidates), self.popular, self.seed))
         out.update(users=len(self.values), candidates=int(len(self.candidates)), relevant_rating=self.threshold)
         return out
 
 
 def catalogue_metrics(model, algorithm, backend, tasks, candidates, data, inner, threshold: float,
-                      device: str = "cpu", ranking=None) -> Dict[str, float]:
+                      device: str = "cpu", ranking=None, rated: Optional[UserItems] = None,
+                      popular: Optional[np.ndarray] = None) -> Dict[str, float]:
     """Recall/NDCG/Hit@K of one scenario's users over ``candidates``, plus ``users`` (scored users),
-    ``candidates`` and ``relevant_rating``. Items are ordered by ``ranking.rank_scores`` (the
-    run's ranking score: predicted rating + w * choice prior, or the predicted rating alone
-    when ``ranking`` is None), as ``recommend`` orders them."""
-    acc = CatalogueAccumulator(candidates, threshold)
+    ``candidates`` and ``relevant_rating`` (and the list metrics with ``popular``; ``rated``:
+    CatalogueAccumulator). Items are ordered by ``ranking.rank_scores`` (the run's ranking score:
+    predicted rating + w * choice prior, or the predicted rating alone when ``ranking`` is None),
+    as ``recommend`` orders them."""
+    acc = CatalogueAccumulator(candidates, threshold, rated, popular)
     for chunk, scores in iter_scores(model, algorithm, backend, tasks, candidates, data, inner, device):
         for t, s in zip(chunk, rank_scores(ranking, scores, candidates)):
             acc.add(t, s)
     return acc.result()
 
 
-def reference_catalogue(splits: Splits, data: EncodedDataset, candidates: Dict[str, np.ndarray],
-                        threshold: float, scenarios: Sequence[str]) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """{reference: {scenario: catalogue metrics}} for popularity (number of training ratings),
-    item mean and global mean (a constant: the expected metrics of a random ranking)."""
+def training_popular(splits: Splits, data: EncodedDataset) -> np.ndarray:
+    """The popular items of popularity@K (metrics.popular_items) from the training ratings."""
+    return popular_items(np.bincount(task_ratings(splits.train)[0], minlength=len(data.item_ids)))
+
+
+def constant_scorers(splits: Splits, data: EncodedDataset) -> Dict[str, Callable]:
+    """Scorers (tasks, candidates) -> scores [len(tasks), len(candidates)] of the item-level
+    references: popularity (number of training ratings), item mean and global mean (a constant:
+    the expected metrics of a random ranking)."""
     n = len(data.item_ids)
     refs = reference_predictions(splits.train, n)
     tables = {"global_mean": refs["global_mean"].item_mean, "item_mean": refs["item_mean"].item_mean,
               "popularity": np.bincount(task_ratings(splits.train)[0], minlength=n).astype(np.float64)}
-    out: Dict[str, Dict[str, Dict[str, float]]] = {}
-    for name, table in tables.items():
-        out[name] = {}
-        for scen in scenarios:
-            acc = CatalogueAccumulator(candidates[scen], threshold)
-            scores = table[candidates[scen]]
-            for t in splits.test[scen]:
-                acc.add(t, scores)
-            out[name][scen] = acc.result()
-    return out
+    return {name: (lambda tasks, cand, t=t: np.broadcast_to(t[cand], (len(tasks), len(cand))))
+            for name, t in tables.items()}
+
+
+def scorer_catalogue(scorer: Callable, tasks: Sequence[Task], candidates: np.ndarray, threshold: float,
+                     rated: Optional[UserItems] = None, popular: Optional[np.ndarray] = None,
+                     chunk: int = 256) -> Dict[str, float]:
+    """The catalogue metrics of one scorer (constant_scorers, topn_references) on ``tasks``."""
+    acc = CatalogueAccumulator(candidates, threshold, rated, popular)
+    for a in range(0, len(tasks), chunk):
+        part = list(tasks[a:a + chunk])
+        for t, s in zip(part, scorer(part, candidates)):
+            acc.add(t, s)
+    return acc.result()
+
+
+def reference_catalogue(splits: Splits, data: EncodedDataset, candidates: Dict[str, np.ndarray],
+                        threshold: float, scenarios: Sequence[str], scorers: Optional[Dict[str, Callable]] = None
+                        ) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """{reference: {scenario: catalogue metrics}} of ``scorers`` (default: constant_scorers), with
+    the list metrics, each user's own non-query items left out (UserItems)."""
+    scorers = constant_scorers(splits, data) if scorers is None else scorers
+    rated, popular = UserItems(data), training_popular(splits, data)
+    return {name: {scen: scorer_catalogue(f, splits.test[scen], candidates[scen], threshold, rated, popular)
+                   for scen in scenarios} for name, f in scorers.items()}

@@ -2,7 +2,10 @@
 averaged over users; the catalogue-ranking metrics Recall@K, NDCG@K and Hit@K.
 
 Ties in a predicted ranking are not broken by position: every ranking metric is its exact
-expected value when tied predictions are put in a uniformly random order. Under that order each
+expected value when tied predictions are put in a uniformly random order. Scores closer than
+``TIE_TOLERANCE`` count as tied, so that float32 rounding differences between backends (about
+1e-7 on a rating scale) never reorder items: going down the sorted scores, a group starts at the
+highest score s not yet grouped and holds every score >= s - TIE_TOLERANCE (no chaining). Under that order each
 item of a tied group is equally likely at each of the group's positions, so (by linearity) the
 expected DCG gives each of those positions the group's mean gain. Query order (and item index
 order) therefore never changes a metric.
@@ -15,8 +18,14 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 NDCG_KS = (1, 3, 5)
+#: scores within this absolute distance of a tie group's top score are tied (module doc)
+TIE_TOLERANCE = 1e-5
 CATALOGUE_K = 10
 CATALOGUE_METRICS = (f"recall@{CATALOGUE_K}", f"ndcg@{CATALOGUE_K}", f"hit@{CATALOGUE_K}")
+#: the beyond-accuracy metrics of the users' top-K lists (``list_metrics``)
+LIST_METRICS = (f"coverage@{CATALOGUE_K}", f"personalisation@{CATALOGUE_K}", f"popularity@{CATALOGUE_K}")
+#: users sampled (seeded) for personalisation@K, and the share of training items that are "popular"
+PERSONALISATION_USERS, POPULAR_SHARE = 500, 0.10
 
 
 def _discounts(n: int) -> np.ndarray:
@@ -30,12 +39,18 @@ def dcg_at_k(relevance_in_rank_order: np.ndarray, k: int) -> float:
 
 
 def _tie_groups(scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(order, group starts, group sizes): ``order`` sorts by descending score; equal scores form
-    one group (their relative order in ``order`` is irrelevant to every caller)."""
+    """(order, group starts, group sizes): ``order`` sorts by descending score; scores within
+    ``TIE_TOLERANCE`` of a group's top score form one group (module doc; their relative order in
+    ``order`` is irrelevant to every caller)."""
     order = np.argsort(-scores, kind="stable")
-    s = scores[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if s.size else np.zeros(0, np.int64)
-    sizes = np.diff(np.r_[starts, s.size])
+    neg = -scores[order]                    # ascending
+    starts = []
+    a = 0
+    while a < neg.size:
+        starts.append(a)
+        a = int(np.searchsorted(neg, neg[a] + TIE_TOLERANCE, side="right"))
+    starts = np.asarray(starts, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, neg.size])
     return order, starts, sizes
 
 
@@ -102,7 +117,7 @@ def catalogue_user_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant:
     scores, relevant = scores[finite], relevant[finite]
     if scores.size > k:   # only the items at or above the k-th largest score can reach the top k
         kth = np.partition(scores, scores.size - k)[scores.size - k]
-        top = scores >= kth
+        top = scores >= kth - TIE_TOLERANCE   # a tie group reaching the top k starts at >= kth
         scores, relevant = scores[top], relevant[top]
     order, starts, sizes = _tie_groups(scores)
     rel = relevant[order].astype(np.float64)
@@ -121,3 +136,55 @@ def catalogue_user_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant:
             miss *= math.comb(int(n - r), slots) / math.comb(int(n), slots)
     idcg = _discounts(min(n_relevant, k)).sum()
     return found / n_relevant, float(dcg / idcg), 1.0 - miss
+
+
+# ------------------------------------------------------------------ beyond accuracy
+def top_list(scores: np.ndarray, k: int = CATALOGUE_K) -> np.ndarray:
+    """Positions of the (at most) k highest finite scores, by descending score, ties by position
+    (a deterministic list: what a user would be shown)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    pos = np.flatnonzero(np.isfinite(scores))
+    if pos.size > k:
+        kth = np.partition(scores[pos], pos.size - k)[pos.size - k]
+        pos = pos[scores[pos] >= kth]
+    return pos[np.lexsort((pos, -scores[pos]))][:k]
+
+
+def popular_items(train_counts: np.ndarray, share: float = POPULAR_SHARE) -> np.ndarray:
+    """bool [n_items]: the ceil(share x training items) items with the most training ratings
+    (ties by item index); ``train_counts`` int [n_items], 0 = not a training item."""
+    counts = np.asarray(train_counts)
+    n = int(math.ceil(share * int((counts > 0).sum())))
+    order = np.lexsort((np.arange(counts.size), -counts))[:n]
+    out = np.zeros(counts.size, dtype=bool)
+    out[order] = True
+    return out
+
+
+def list_metrics(lists: Sequence[np.ndarray], n_candidates: int, popular: np.ndarray, seed: int = 0,
+                 max_users: int = PERSONALISATION_USERS) -> Dict[str, float]:
+    """coverage@K, personalisation@K and popularity@K of users' top-K lists (arrays of item
+    indices): coverage = distinct listed items / candidates; personalisation = 1 - mean Jaccard
+    overlap |a & b| / |a | b| over all pairs of a seeded sample of at most ``max_users`` users
+    (NaN under two users); popularity = mean over users of the share of the list in ``popular``
+    (bool [n_items])."""
+    lists = [np.asarray(x, dtype=np.int64) for x in lists if len(x)]
+    names = LIST_METRICS
+    if not lists:
+        return {m: float("nan") for m in names}
+    listed = np.unique(np.concatenate(lists))
+    pop = float(np.mean([popular[x].mean() for x in lists]))
+    pers = float("nan")
+    if len(lists) >= 2:
+        pick = np.random.default_rng(seed).permutation(len(lists))[:max_users]
+        sample = [lists[j] for j in pick]
+        col = {int(i): c for c, i in enumerate(np.unique(np.concatenate(sample)))}
+        m = np.zeros((len(sample), len(col)))
+        for r, x in enumerate(sample):
+            m[r, [col[int(i)] for i in x]] = 1.0
+        inter = m @ m.T
+        size = m.sum(1)
+        jac = inter / (size[:, None] + size[None, :] - inter)
+        iu = np.triu_indices(len(sample), 1)
+        pers = float(1.0 - jac[iu].mean())
+    return {names[0]: listed.size / max(n_candidates, 1), names[1]: pers, names[2]: pop}

@@ -15,7 +15,7 @@ from mamo_l2l.backends.base import Backend, InnerLoop
 from mamo_l2l.data.batching import chunks, pad_tasks
 from mamo_l2l.data.identity import mask_identity
 from mamo_l2l.data.types import SCENARIOS, EncodedDataset, Splits, Task
-from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, scenario_metrics
+from mamo_l2l.evaluation.metrics import CATALOGUE_METRICS, LIST_METRICS, scenario_metrics
 from mamo_l2l.evaluation.references import reference_predictions
 
 
@@ -155,11 +155,14 @@ def format_table(model_name: str, scenarios: Dict[str, Dict[str, float]],
 
 
 def _catalogue_block(model_name: str, scenarios, references) -> str:
-    """The catalogue-ranking rows (docs/algorithm.md, Metrics): users scored, candidates, @10 metrics."""
+    """The catalogue-ranking rows (docs/algorithm.md, Metrics): users scored, candidates, @10
+    metrics and the list metrics (coverage, personalisation, popularity; "-" when absent)."""
     threshold = next((m["catalogue"]["relevant_rating"] for m in scenarios.values() if "catalogue" in m), None)
+    cols = CATALOGUE_METRICS + LIST_METRICS
+    label = {"recall": "Recall", "ndcg": "NDCG", "hit": "Hit", "coverage": "cover", "personalisation": "person",
+             "popularity": "popul"}
     head = (f"{'catalogue':<15} {'model':<24} {'users':>6} {'items':>8} "
-            + " ".join(f"{c.replace('ndcg', 'NDCG').replace('recall', 'Recall').replace('hit', 'Hit'):>9}"
-                       for c in CATALOGUE_METRICS))
+            + " ".join(f"{label[c.split('@')[0]] + '@' + c.split('@')[1]:>9}" for c in cols))
     lines = [f"catalogue ranking: all candidate items not in the support set; relevant = query rating >= {threshold:g}",
              head, "-" * len(head)]
     for scen, m in scenarios.items():
@@ -171,5 +174,5 @@ def _catalogue_block(model_name: str, scenarios, references) -> str:
                 rows.append((ref_name, ref[scen]["catalogue"]))
         for k, (name, r) in enumerate(rows):
             lines.append(f"{scen if k == 0 else '':<15} {name:<24} {r['users']:>6} {r['candidates']:>8} "
-                         + " ".join(f"{r[c]:>9.4f}" for c in CATALOGUE_METRICS))
+                         + " ".join(f"{r[c]:>9.4f}" if c in r else f"{'-':>9}" for c in cols))
     return "\n".join(lines)

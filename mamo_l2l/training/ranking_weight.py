@@ -11,6 +11,7 @@ import numpy as np
 from mamo_l2l.data.identity import training_items
 from mamo_l2l.evaluation.catalogue import (
     CatalogueAccumulator,
+    UserItems,
     catalogue_scores,
     relevant_threshold,
 )
@@ -32,9 +33,9 @@ def select_ranking(run, weights=WEIGHTS) -> Tuple[Ranking, Dict[str, Any]]:
     candidates = training_items(bundle.splits)
     threshold = relevant_threshold(run.config.data.relevant_rating, bundle.data.rating_range)
     raw = catalogue_scores(run.model, run.algorithm, run.backend, valid, candidates, bundle.data, run.inner, t.device)
-    table = {}
+    table, rated = {}, UserItems(bundle.data)
     for w in weights:
-        acc = CatalogueAccumulator(candidates, threshold)
+        acc = CatalogueAccumulator(candidates, threshold, rated)
         ranked = Ranking(w, prior).scores(raw, candidates)
         for task, s in zip(valid, ranked):
             acc.add(task, s)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from mamo_l2l.api.report import PLOT_HINT
 from mamo_l2l.cli.main import app
+from mamo_l2l.evaluation.topn_references import TOPN_REFERENCES
 
 MODELS = ("melu", "supervised")
 
@@ -70,10 +71,12 @@ def test_best_per_column_is_marked(compared):
     res = json.loads((out / "results.json").read_text())
     for scen in res["scenarios"]:
         for metric, lower in (("mae", True), ("rmse", True), ("ndcg@3", False)):
-            means = {m: res["results"][m][scen][metric]["mean"] for m in MODELS}
+            rows = res["models"]     # the models and the reference rows (popularity, ease, ..., als)
+            means = {m: v for m in rows if (v := res["results"][m][scen][metric]["mean"]) is not None
+                     and not math.isnan(v)}      # a ranking-only reference has no MAE (null)
             best = (min if lower else max)(means, key=means.get)
             assert res["results"][best][scen][metric]["best"]
-            assert sum(res["results"][m][scen][metric]["best"] for m in MODELS) >= 1
+            assert sum(res["results"][m][scen][metric]["best"] for m in rows) >= 1
     md = (out / "results.md").read_text()
     assert "**" in md
 
@@ -141,7 +144,8 @@ def test_paired_comparison_matches_the_runs(compared):
     out, _, _ = compared
     results = json.loads((out / "results.json").read_text())
     paired = results["paired"]
-    assert paired["reference"] == MODELS[0] and set(paired["models"]) == {MODELS[1]}
+    assert paired["reference"] == MODELS[0]
+    assert set(paired["models"]) == {MODELS[1], "popularity", *TOPN_REFERENCES}   # the references are rows too
     for scen in ("warm", "user_cold"):
         for metric in ("mae", "ndcg@3"):
             diffs = [_run_metrics(out, MODELS[0], k)["scenarios"][scen][metric]
@@ -200,3 +204,25 @@ def test_one_seed_gives_no_verdict_and_a_summary_on_stdout(tmp_path, ml100k_raw_
     mae = results["results"]["item-mean"]["user_cold"]["mae"]["mean"]
     assert f"{mae:.4f}" in stdout and "vs global-mean:" in stdout and "n/a (needs 2+ seeds)" in stdout
     assert f"full tables: {tmp_path / 'out'}/results.md" in stdout
+
+
+def test_references_become_rows_of_the_comparison():
+    from mamo_l2l.api.comparison import reference_rows
+    from mamo_l2l.api.report import aggregate
+    cat = {"recall@10": 0.2, "ndcg@10": 0.1, "hit@10": 0.5, "coverage@10": 0.3, "personalisation@10": 0.9,
+           "popularity@10": 0.4, "users": 7, "candidates": 50}
+
+    def metrics(k):
+        scen = {"mae": 0.8, "rmse": 1.0, "ndcg@1": 0.5, "ndcg@3": 0.6, "ndcg@5": 0.7, "users": 8, "ratings": 80,
+                "catalogue": dict(cat, **{"recall@10": 0.1 + k})}
+        return {"scenarios": {"warm": scen},
+                "references": {"ease": {"warm": {"catalogue": dict(cat, **{"recall@10": 0.3 + k})}},
+                               "als": {"warm": dict(scen, mae=0.7, catalogue=cat)}}}
+    per_run = {"mamo": {0: metrics(0.0), 1: metrics(0.01)}}
+    names = reference_rows(per_run, ["mamo"], [0, 1])
+    assert names == ["ease", "als"]
+    table = aggregate(per_run, ["mamo", *names], [0, 1])["results"]
+    assert table["ease"]["warm"]["catalogue_recall@10"]["values"] == [0.3, 0.31]
+    assert table["als"]["warm"]["mae"]["mean"] == 0.7
+    assert math.isnan(table["ease"]["warm"]["mae"]["mean"])
+    assert table["ease"]["warm"]["catalogue_recall@10"]["best"]

@@ -89,3 +89,49 @@ def test_evaluate_reports_catalogue_beside_the_references(model_name):
     table = ml.results_table(m)
     assert "catalogue ranking" in table and "popularity" in table and "NDCG@10" in table
     assert "catalogue_seconds" in m["timing"]
+
+
+# ------------------------------------------------------------------ audit (issue 21)
+def test_new_item_candidates_are_every_new_item_of_the_item_table():
+    import dataclasses
+
+    from mamo_l2l.core.config import DataConfig
+    from mamo_l2l.evaluation.catalogue import candidate_items
+    data = synthetic.encoded(n_items=12)
+    years = np.arange(12, dtype=np.float64) + 1990.0           # items 8..11 are new (after 1997)
+    users = np.repeat(np.arange(4), 6)
+    items = np.tile(np.arange(6), 4)                           # only items 0..5 rated ...
+    users, items = np.r_[users, 0], np.r_[items, 9]            # ... and new item 9
+    data = dataclasses.replace(data, item_year=years, rating_user=users, rating_item=items,
+                               rating=np.full(items.size, 4.0, np.float32), timestamp=np.full(items.size, np.nan))
+    cfg = DataConfig(item_state="year", item_year_cutoff=1997)
+    splits = types_splits(tasks=[Task(1, np.array([0, 1]), np.full(2, 4.0, np.float32), np.array([2]),
+                                      np.array([4.0], np.float32))])
+    cand = candidate_items(data, splits, cfg)
+    assert cand["item_cold"].tolist() == [8, 9, 10, 11]       # unrated new items 8, 10, 11 too
+    assert cand["user_item_cold"].tolist() == [8, 9, 10, 11]
+
+
+def types_splits(tasks):
+    import types
+    return types.SimpleNamespace(train=tasks)
+
+
+def test_own_ratings_outside_the_task_are_not_candidates():
+    import dataclasses
+
+    from mamo_l2l.evaluation.catalogue import CatalogueAccumulator, UserItems
+    data = synthetic.encoded(n_items=6)
+    # user 0 rated items 0..4 in the data; the task (capped) holds 0, 1 (support) and 2 (query)
+    data = dataclasses.replace(data, rating_user=np.array([0, 0, 0, 0, 0, 1]), rating_item=np.array([0, 1, 2, 3, 4, 5]),
+                               rating=np.full(6, 4.0, np.float32))
+    task = Task(0, np.array([0, 1]), np.full(2, 4.0, np.float32), np.array([2]), np.array([5.0], np.float32))
+    candidates = np.arange(6)
+    scores = np.array([9.0, 9.0, 1.0, 3.0, 2.0, 0.0])          # the user's own items 3, 4 above the query item
+    plain = CatalogueAccumulator(candidates, 4.0)
+    plain.add(task, scores)
+    assert plain.result()["ndcg@10"] < 1.0
+    acc = CatalogueAccumulator(candidates, 4.0, UserItems(data))
+    acc.add(task, scores)
+    r = acc.result()
+    assert r["recall@10"] == 1.0 and r["ndcg@10"] == 1.0       # 3, 4 left out: the query item ranks first

@@ -104,3 +104,63 @@ def test_catalogue_metrics_hand_values_and_unrankable_items():
     # a constant scorer: every candidate equally likely in the top k
     recall, ndcg, hit = catalogue_user_metrics(np.zeros(10), np.arange(10) < 2, n_relevant=2, k=5)
     assert recall == pytest.approx(0.5) and hit == pytest.approx(1 - (8 * 7 * 6 * 5 * 4) / (10 * 9 * 8 * 7 * 6))
+
+
+# ------------------------------------------------------------------ audit: near ties (issue 21)
+def test_scores_within_the_tolerance_are_tied():
+    from mamo_l2l.evaluation.metrics import TIE_TOLERANCE, catalogue_user_metrics
+    tiny = TIE_TOLERANCE / 40   # a float32 rounding difference between backends
+    rel = np.array([True, False, False, False])
+    exact = catalogue_user_metrics(np.array([2.0, 2.0, 1.0, 0.0]), rel, 1, k=1)
+    near = catalogue_user_metrics(np.array([2.0, 2.0 + tiny, 1.0, 0.0]), rel, 1, k=1)
+    assert exact == pytest.approx((0.5, 0.5, 0.5))
+    assert near == pytest.approx(exact)
+    assert ndcg_at_k([3.0, 3.0 + tiny, 1.0], [5.0, 1.0, 2.0], 1) == pytest.approx(
+        ndcg_at_k([3.0, 3.0, 1.0], [5.0, 1.0, 2.0], 1))
+    # beyond the tolerance, an order
+    assert catalogue_user_metrics(np.array([2.0, 2.0 + 4 * TIE_TOLERANCE, 1.0, 0.0]), rel, 1, k=1) == (0.0, 0.0, 0.0)
+
+
+def test_tie_groups_do_not_chain():
+    from mamo_l2l.evaluation.metrics import TIE_TOLERANCE, catalogue_user_metrics
+    step = 0.6 * TIE_TOLERANCE   # 0 and 1 tie, 1 and 2 would, 0 and 2 do not: groups {0, 1}, {2}
+    scores = np.array([1.0, 1.0 - step, 1.0 - 2 * step, 0.0])
+    r, _, _ = catalogue_user_metrics(scores, np.array([False, False, True, False]), 1, k=2)
+    assert r == 0.0
+    r, _, _ = catalogue_user_metrics(scores, np.array([False, True, False, False]), 1, k=1)
+    assert r == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ beyond accuracy (issue 21)
+def test_list_metrics_hand_values():
+    from mamo_l2l.evaluation.metrics import list_metrics
+    popular = np.zeros(10, dtype=bool)
+    popular[[0, 1]] = True
+    lists = [np.array([0, 2, 3]), np.array([0, 2, 4]), np.array([5, 6, 7])]
+    m = list_metrics(lists, 10, popular)
+    assert m["coverage@10"] == pytest.approx(7 / 10)
+    # Jaccard: (a, b) = 2 / 4, (a, c) = 0, (b, c) = 0 -> mean 1/6
+    assert m["personalisation@10"] == pytest.approx(1 - 1 / 6)
+    assert m["popularity@10"] == pytest.approx((1 / 3 + 1 / 3 + 0) / 3)
+    same = list_metrics([np.array([1, 2])] * 4, 5, popular)
+    assert same["personalisation@10"] == pytest.approx(0.0) and same["coverage@10"] == pytest.approx(2 / 5)
+    assert np.isnan(list_metrics([np.array([1])], 5, popular)["personalisation@10"])
+
+
+def test_personalisation_samples_at_most_max_users_seeded():
+    from mamo_l2l.evaluation.metrics import list_metrics
+    rng = np.random.default_rng(0)
+    lists = [rng.choice(50, 10, replace=False) for _ in range(40)]
+    pop = np.zeros(50, dtype=bool)
+    a = list_metrics(lists, 50, pop, seed=1, max_users=10)
+    assert a == list_metrics(lists, 50, pop, seed=1, max_users=10)
+    assert a["personalisation@10"] != list_metrics(lists, 50, pop, seed=2, max_users=10)["personalisation@10"]
+
+
+def test_top_list_and_popular_items():
+    from mamo_l2l.evaluation.metrics import popular_items, top_list
+    s = np.array([0.5, -np.inf, 2.0, 2.0, 1.0])
+    assert top_list(s, 3).tolist() == [2, 3, 4]
+    assert top_list(s, 10).tolist() == [2, 3, 4, 0]
+    counts = np.array([0, 5, 9, 5, 1, 1, 1, 1, 1, 1, 1, 1])   # 11 training items -> ceil(1.1) = 2 popular
+    assert np.flatnonzero(popular_items(counts)).tolist() == [1, 2]

@@ -105,7 +105,7 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)
 
 
-PAIRED_METRICS = ("mae", "ndcg@3")
+PAIRED_METRICS = ("mae", "ndcg@3", "catalogue_recall@10")
 
 
 NEEDS_SEEDS = "n/a (needs 2+ seeds)"   # the verdict when one seed gives no spread to judge by
@@ -134,6 +134,8 @@ def paired_comparison(results: Dict[str, Any], reference: str,
         for scen in results["scenarios"]:
             per_metric = {}
             for metric in metrics:
+                if metric not in table[reference][scen] or metric not in table[other][scen]:
+                    continue   # a metric the runs did not record (e.g. no catalogue ranking)
                 a = np.asarray(table[reference][scen][metric]["values"], dtype=np.float64)
                 b = np.asarray(table[other][scen][metric]["values"], dtype=np.float64)
                 d = a - b
@@ -163,16 +165,17 @@ def format_paired(paired: Dict[str, Any]) -> List[str]:
              f"initialisation seed); mean ± standard error over {len(paired['seeds'])} seeds, and the verdict "
              f"for {ref} from the 95% t interval of the mean difference (*better* / *worse* when it excludes 0, "
              "else *within noise*; with one seed there is no spread to judge by: *n/a (needs 2+ seeds)*). "
-             "Lower MAE is better, higher nDCG is better.", ""]
+             "Lower MAE is better, higher nDCG and Recall are better.", ""]
     scen_names = sorted({s for per in paired["models"].values() for s in per}, key=list(SCENARIOS).index)
-    for metric in PAIRED_METRICS:
+    recorded = {m for per in paired["models"].values() for cells in per.values() for m in cells}
+    for metric in (m for m in PAIRED_METRICS if m in recorded):
         lines += [f"{LABELS[metric]} difference ({ref} - model):", "",
                   "| model | " + " | ".join(scen_names) + " |", "| --- |" + " --- |" * len(scen_names)]
         for other, per in paired["models"].items():
             cells = []
             for scen in scen_names:
-                c = per[scen][metric]
-                cells.append(_paired_cell(c))
+                c = per[scen].get(metric)
+                cells.append("-" if c is None else _paired_cell(c))
             lines.append(f"| {other} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -47,7 +48,8 @@ def summary(results: dict, models=None) -> str:
     """Mean over seeds of ``SUMMARY_COLUMNS`` per model (``models``, default all), one markdown table."""
     def cell(model, metric, scenario):
         stat = results["results"][model][scenario].get(metric)
-        return "-" if not stat or stat.get("mean") is None else f"{stat['mean']:.4f}"
+        mean = (stat or {}).get("mean")
+        return "-" if mean is None or math.isnan(mean) else f"{mean:.4f}"
     rows = [[m, *(cell(m, metric, scen) for _, metric, scen in SUMMARY_COLUMNS)] for m in (models or results["models"])]
     seeds = ", ".join(map(str, results["seeds"]))
     return "\n".join([*markdown_table(["model", *(h for h, _, _ in SUMMARY_COLUMNS)], rows),

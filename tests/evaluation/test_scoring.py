@@ -23,8 +23,10 @@ def test_the_table_ends_with_one_line_per_reference_and_the_warm_test(metrics):
     assert tail == ["* " + n for n in footnotes(metrics["warm_eval"])]
     assert tail[0].startswith("* warm test: heldout = the warm rows score ratings of training users that training "
                               "never saw")
-    assert [line.split(":")[0] for line in tail[1:]] == ["* global_mean", "* item_mean", "* popularity (catalogue "
-                                                         "ranking only)"]
+    assert [line.split(":")[0] for line in tail[1:]] == [
+        "* global_mean", "* item_mean", "* popularity (catalogue ranking only)",
+        "* ease, item-knn (catalogue only), als (ratings and catalogue)", "* content-knn (catalogue only)",
+        "* cover@10 / person@10 / popul@10"]
     assert "seen" in WARM_NOTES and footnotes("seen", catalogue=False)[1:] == list(REFERENCE_NOTES[:2])
 
 

@@ -1,12 +1,15 @@
 """Small synthetic encoded data sets and tasks for model/backend tests (no files needed)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from click.testing import CliRunner
 
+from mamo_l2l.cli.main import app
 from mamo_l2l.data.types import (
     SCENARIOS,
     EncodedDataset,
@@ -164,3 +167,13 @@ def write_atomic(raw, folder: Path) -> Path:
               for i, g, y in zip(raw.items.index, raw.items["genre"], raw.items["year"])]
     (folder / "synth.item").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
+
+
+def compare_fixture(tmp_path: Path, data_dir, models: str, *options: str):
+    """``mamo-l2l compare`` on the fixture data in ``data_dir``, one seed, into ``tmp_path/out``:
+    the CLI result and the results.json content (None when the command failed)."""
+    args = ["compare", "--dataset", "fixture", "--data-dir", str(data_dir), "--models", models, "--seeds", "1",
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), *options]
+    res = CliRunner().invoke(app, args)
+    results_file = tmp_path / "out" / "results.json"
+    return res, (json.loads(results_file.read_text()) if res.exit_code == 0 else None)

@@ -4,7 +4,6 @@ backend, whatever train.local_steps says; every backend computes the same losses
 predictions; evaluation draws nothing and changes nothing; it learns on the fixture data; and it
 trains, saves, loads, evaluates, recommends and compares like every model."""
 import copy
-import json
 
 import numpy as np
 import pytest
@@ -158,11 +157,8 @@ def test_save_load_evaluate_recommend_round_trip(tanp_run):
 
 
 def test_compare_accepts_tanp(tmp_path, ml100k_raw_dir):
-    args = ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--models", "tanp,global-mean",
-            "--seeds", "1", "--epochs", "1", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
-            "--quiet", "--no-catalogue"]
-    res = CliRunner().invoke(app, args)
+    res, results = synthetic.compare_fixture(tmp_path, ml100k_raw_dir, "tanp,global-mean", "--epochs", "1",
+                                             "--quiet", "--no-catalogue")
     assert res.exit_code == 0, res.output
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["results"]) == {"tanp", "global-mean"}
     assert np.isfinite(results["results"]["tanp"]["warm"]["mae"]["mean"])

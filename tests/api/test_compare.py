@@ -6,6 +6,7 @@ import math
 import sys
 
 import pytest
+import synthetic
 import yaml
 from click.testing import CliRunner
 
@@ -178,9 +179,7 @@ def test_paired_verdicts_by_hand():
 
 
 def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
-    res = CliRunner().invoke(app, ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir),
-                                   "--models", "item-mean", "--seeds", "1", "--out", str(tmp_path / "out"),
-                                   "--cache-dir", str(tmp_path / "cache"), "--no-catalogue", "--quiet"])
+    res, _ = synthetic.compare_fixture(tmp_path, ml100k_raw_dir, "item-mean", "--no-catalogue", "--quiet")
     assert res.exit_code == 0, res.output
     metrics = _run_metrics(tmp_path / "out", "item-mean", 0)
     assert all("catalogue" not in s for s in metrics["scenarios"].values())
@@ -188,12 +187,9 @@ def test_no_catalogue_skips_the_catalogue_ranking(tmp_path, ml100k_raw_dir):
 
 
 def test_one_seed_gives_no_verdict_and_a_summary_on_stdout(tmp_path, ml100k_raw_dir):
-    res = CliRunner().invoke(app, ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir),
-                                   "--models", "item-mean,global-mean", "--seeds", "1", "--out",
-                                   str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-catalogue",
-                                   "-q", "-v"])
+    res, results = synthetic.compare_fixture(tmp_path, ml100k_raw_dir, "item-mean,global-mean", "--no-catalogue",
+                                             "-q", "-v")
     assert res.exit_code == 0, res.output
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
     cell = results["paired"]["models"]["global-mean"]["warm"]["mae"]
     assert cell["n"] == 1 and cell["verdict"] == "n/a (needs 2+ seeds)"
     md = (tmp_path / "out" / "results.md").read_text()

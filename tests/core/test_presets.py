@@ -5,12 +5,11 @@ takes a preset's name as an entry."""
 import json
 
 import pytest
+import synthetic
 import yaml
-from click.testing import CliRunner
 
 import mamo_l2l as ml
 from mamo_l2l.api.comparison import PRESET_KEEPS, entry_config, require_entries
-from mamo_l2l.cli.main import app
 from mamo_l2l.core.config import Config, load_config, packaged_configs
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.data.identity import FIELD
@@ -81,12 +80,9 @@ def test_a_preset_entry_keeps_the_shared_budget_and_machine():
 
 
 def test_compare_takes_presets_as_entries(tmp_path, ml100k_raw_dir):
-    args = ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--models", "mamo,mamo-paper,fomelu",
-            "--seeds", "1", "--epochs", "1", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
-            "--quiet", "--no-catalogue"]
-    res = CliRunner().invoke(app, args)
+    res, results = synthetic.compare_fixture(tmp_path, ml100k_raw_dir, "mamo,mamo-paper,fomelu", "--epochs", "1",
+                                             "--quiet", "--no-catalogue")
     assert res.exit_code == 0, res.output
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["results"]) == {"mamo", "mamo-paper", "fomelu"}
     assert set(results["paired"]["models"]) == {"mamo-paper", "fomelu"} and results["paired"]["reference"] == "mamo"
     recorded = yaml.safe_load((tmp_path / "out" / "runs" / "mamo-paper-seed0" / "config.yaml").read_text())

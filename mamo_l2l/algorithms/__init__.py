@@ -35,6 +35,7 @@ from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.plugins import load_entry_points, load_plugins
 from mamo_l2l.data.identity import FIELD
 from mamo_l2l.data.types import EncodedDataset
+from mamo_l2l.models.choice import ChoiceHead
 from mamo_l2l.models.melu import build_melu
 from mamo_l2l.models.memory import MAMOMemory
 from mamo_l2l.models.recommender import Recommender, build_recommender
@@ -74,7 +75,16 @@ def build_model(name: str, cfg: ModelConfig, data: EncodedDataset, rating_mean: 
 
 def _recommender(cfg: ModelConfig, data: EncodedDataset, rating_mean: float) -> Recommender:
     return build_recommender(data.user_layout, data.item_layout, cfg.field_dim, cfg.embed_dim, cfg.hidden, rating_mean,
-                             item_bias_field=item_bias_field(cfg, data), taste_dim=cfg.taste_dim)
+                             item_bias_field=item_bias_field(cfg, data), taste_dim=cfg.taste_dim,
+                             choice=choice_head(cfg, data))
+
+
+def choice_head(cfg: ModelConfig, data: EncodedDataset) -> Optional[ChoiceHead]:
+    """The choice head (``model.choice_dim`` > 0; models/choice.py), or None when it is off or the
+    data have no item identity field (its identity vectors are what the implicit ALS start fills)."""
+    if cfg.choice_dim <= 0 or not any(f.identity for f in data.item_layout):
+        return None
+    return ChoiceHead(data.item_layout, cfg.choice_dim, cfg.choice_alpha, cfg.choice_penalty)
 
 
 def item_bias_field(cfg: ModelConfig, data: EncodedDataset):

@@ -21,7 +21,7 @@ class MAMORecommender(Recommender):
 
     def __init__(self, base: Recommender, memory: MAMOMemory):
         super().__init__(base.user_embedder.layout, base.item_embedder.layout, base.user_embedder.dim, base.head)
-        self.user_embedder, self.item_embedder = base.user_embedder, base.item_embedder
+        self.user_embedder, self.item_embedder, self.choice = base.user_embedder, base.item_embedder, base.choice
         self.memory = memory
 
 

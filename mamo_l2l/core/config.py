@@ -88,6 +88,9 @@ class ModelConfig:
     taste_scale: float = 12.0  # q_i starts at this times the ALS item factors of the training ratings
     identity_dropout: float = 0.5  # share of item identities read as UNKNOWN in each training epoch
     choice_prior: bool = True  # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
+    choice_dim: int = 0        # k of the choice head (docs/algorithm.md, "The choice head"); 0: no choice head
+    choice_alpha: float = 5.0  # confidence 1 + alpha of a chosen item in the choice head's fold-in and start
+    choice_penalty: float = 50.0  # ridge penalty lambda of the choice head's fold-in and start
     # TaNP (docs/models.md, "TaNP"): the authors' published settings
     tanp_clusters: int = 10      # K cluster centres of the task memory
     tanp_alpha: float = 1.0      # degrees of freedom of the Student-t soft assignment
@@ -111,6 +114,9 @@ class ModelConfig:
             raise MamoError("config key model.item_bias_shrinkage must be >= 0")
         if self.taste_dim < 0 or self.taste_scale < 0:
             raise MamoError("config keys model.taste_dim and model.taste_scale must be >= 0")
+        if self.choice_dim < 0 or self.choice_alpha < 0 or self.choice_penalty <= 0:
+            raise MamoError("config keys model.choice_dim and model.choice_alpha must be >= 0, "
+                            "model.choice_penalty > 0")
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
@@ -127,7 +133,8 @@ class ModelConfig:
 #: Keys added to the config after runs were first recorded, with the value that reproduces the
 #: code before them (read by ``Config.from_recorded`` when a recorded config lacks the key).
 ADDED_KEYS: Dict[str, Dict[str, Any]] = {
-    "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False, "taste_dim": 0, "taste_scale": 12.0},
+    "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False, "taste_dim": 0, "taste_scale": 12.0,
+              "choice_dim": 0},
     "train": {"pair_loss": 0.0, "select_metric": "mae", "resample_queries": False, "pretrain_epochs": 0},
 }
 

@@ -35,7 +35,7 @@ from mamo_l2l.evaluation.metrics import (
     popular_items,
     top_list,
 )
-from mamo_l2l.evaluation.ranking import rank_scores
+from mamo_l2l.evaluation.ranking import choice_scores, rank_scores, uses_choice
 from mamo_l2l.evaluation.references import reference_predictions
 
 #: scored (user, item) pairs per backend call: users per chunk x candidates per chunk
@@ -160,11 +160,12 @@ def catalogue_metrics(model, algorithm, backend, tasks, candidates, data, inner,
     """Recall/NDCG/Hit@K of one scenario's users over ``candidates``, plus ``users`` (scored users),
     ``candidates`` and ``relevant_rating`` (and the list metrics with ``popular``; ``rated``:
     CatalogueAccumulator). Items are ordered by ``ranking.rank_scores`` (the run's ranking score:
-    predicted rating + w * choice prior, or the predicted rating alone when ``ranking`` is None),
-    as ``recommend`` orders them."""
+    predicted rating + w * choice prior (+ v * the choice head's score), or the predicted rating
+    alone when ``ranking`` is None), as ``recommend`` orders them."""
     acc = CatalogueAccumulator(candidates, threshold, rated, popular)
     for chunk, scores in iter_scores(model, algorithm, backend, tasks, candidates, data, inner, device):
-        for t, s in zip(chunk, rank_scores(ranking, scores, candidates)):
+        choice = choice_scores(model, chunk, candidates, data, device) if uses_choice(ranking) else None
+        for t, s in zip(chunk, rank_scores(ranking, scores, candidates, choice)):
             acc.add(t, s)
     return acc.result()
 

@@ -4,7 +4,7 @@ A rating regressor ranks a catalogue by predicted rating, so niche items with a 
 rating come first, while the items a user finds relevant are, first of all, items that user
 chooses to rate. The ranking score adds an item-level *choice prior*:
 
-    score(u, i) = r_hat(u, i) + w * c_i
+    score(u, i) = r_hat(u, i) + w * c_i + v * s_ui
 
 - r_hat(u, i): the model's predicted rating, unclipped, after the user's local steps (exactly
   evaluation's prediction, catalogue.py);
@@ -13,9 +13,12 @@ chooses to rate. The ranking score adds an item-level *choice prior*:
   smoothed); for any other item (new items, existing items only held-out users rated) a linear
   model on the item's feature values (one scalar per value of each non-identity field, plus an
   intercept) fitted by ridge-penalised least squares to log(1 + n_i) over the training items;
-- w: chosen after training from ``WEIGHTS``, the weight with the best catalogue Recall@10 of the
-  validation users (candidates: the training items; smallest w on ties). w = 0 ranks by predicted
-  rating alone; a large w is popularity with the predicted rating breaking its ties.
+- s_ui, the user's choice score of the item from the choice head (models/choice.py;
+  ``choice_scores``), only when the model has one (``model.choice_dim`` > 0), else v = 0;
+- w (and v): chosen after training from ``WEIGHTS`` (and ``CHOICE_WEIGHTS``), the pair with the
+  best catalogue Recall@10 of the validation users (candidates: the training items; smallest
+  weights on ties; training/ranking_weight.py). w = v = 0 ranks by predicted rating alone; a large
+  w is popularity with the predicted rating breaking its ties, a large v the choice head's order.
 
 ``model.choice_prior: false`` (or a run made before it existed) ranks by predicted rating alone.
 """
@@ -27,7 +30,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from mamo_l2l.data.batching import task_ratings
+from mamo_l2l.data.batching import pad_tasks, task_ratings
 from mamo_l2l.models.embedding import FieldEmbedder
 
 #: ridge penalty and full-batch Adam steps of the feature model of c_i
@@ -36,26 +39,56 @@ RIDGE, STEPS, LR = 1e-3, 300, 0.05
 
 @dataclass
 class Ranking:
-    """w and the choice prior c [n_items] (item index order)."""
+    """w, the choice prior c [n_items] (item index order) and v, the weight of the choice head's
+    scores (0: not used)."""
     weight: float
     prior: np.ndarray
+    choice_weight: float = 0.0
 
-    def scores(self, predicted: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Ranking scores of ``items`` from their unclipped predicted ratings (same shape, last axis)."""
-        return predicted + self.weight * self.prior[np.asarray(items, dtype=np.int64)]
+    def scores(self, predicted: np.ndarray, items: np.ndarray, choice: Optional[np.ndarray] = None) -> np.ndarray:
+        """Ranking scores of ``items`` from their unclipped predicted ratings (same shape, last
+        axis) and, when v != 0, the choice head's scores ``choice`` (same shape)."""
+        out = predicted + self.weight * self.prior[np.asarray(items, dtype=np.int64)]
+        if self.choice_weight:
+            if choice is None:
+                raise ValueError("this ranking weighs the choice head's scores: pass them (choice_scores)")
+            out = out + self.choice_weight * choice
+        return out
 
     def to_payload(self) -> Dict[str, Any]:
-        return {"weight": float(self.weight), "prior": torch.from_numpy(np.asarray(self.prior, np.float64).copy())}
+        return {"weight": float(self.weight), "prior": torch.from_numpy(np.asarray(self.prior, np.float64).copy()),
+                "choice_weight": float(self.choice_weight)}
 
     @classmethod
     def from_payload(cls, d: Optional[Dict[str, Any]]) -> Optional["Ranking"]:
-        return None if d is None else cls(float(d["weight"]), d["prior"].numpy().astype(np.float64))
+        if d is None:
+            return None
+        return cls(float(d["weight"]), d["prior"].numpy().astype(np.float64), float(d.get("choice_weight", 0.0)))
 
 
-def rank_scores(ranking: Optional[Ranking], predicted: np.ndarray, items: np.ndarray) -> np.ndarray:
+def rank_scores(ranking: Optional[Ranking], predicted: np.ndarray, items: np.ndarray,
+                choice: Optional[np.ndarray] = None) -> np.ndarray:
     """What catalogue ranking and ``recommend`` order by: the predicted ratings (unclipped) plus
-    w * c_i, or the predicted ratings alone without a ranking."""
-    return predicted if ranking is None else ranking.scores(predicted, items)
+    w * c_i (+ v * s_ui), or the predicted ratings alone without a ranking."""
+    return predicted if ranking is None else ranking.scores(predicted, items, choice)
+
+
+def uses_choice(ranking: Optional[Ranking]) -> bool:
+    """Whether ``ranking`` needs the choice head's scores (v != 0)."""
+    return ranking is not None and bool(ranking.choice_weight)
+
+
+@torch.no_grad()
+def choice_scores(model, tasks, candidates: np.ndarray, data, device: str = "cpu") -> Optional[np.ndarray]:
+    """The choice head's s_ui, float64 [len(tasks), len(candidates)], each user's c_u folded in
+    from the task's support items (models/choice.py); None when the model has no choice head."""
+    head = getattr(model, "choice", None)
+    if head is None or not len(tasks):
+        return None
+    batch = pad_tasks(list(tasks), data).to(device)
+    c = head.user_vectors(batch.support_x, batch.support_mask)
+    item_x = torch.from_numpy(np.ascontiguousarray(data.item_x[candidates], dtype=np.int64)).to(device)
+    return head.scores(c, item_x).double().cpu().numpy()
 
 
 def choice_prior(data, train_tasks, seed: int = 0) -> np.ndarray:

@@ -133,8 +133,11 @@ def results_table(metrics: Dict) -> str:
     ranking = metrics.get("ranking")
     catalogue = any("catalogue" in m for m in metrics["scenarios"].values())
     if ranking and catalogue:
+        v = ranking.get("choice_weight") or 0.0
+        head = f" + {v:g} x choice head score" if v else ""
         table += (f"\n{metrics['model']} ranks the catalogue by predicted rating + {ranking['weight']:g} x item choice "
-                  "prior (the weight chosen on the validation users' Recall@10; docs/algorithm.md, Ranking score)")
+                  f"prior{head} (the weights chosen on the validation users' Recall@10; docs/algorithm.md, "
+                  "Ranking score)")
     if metrics.get("references"):
         table += "\n\n" + "\n".join("* " + n for n in footnotes(metrics.get("warm_eval"), catalogue))
     return table

@@ -7,10 +7,14 @@ factors and bias alike. Only the item factors q_i are returned: the users of the
 not the users the model will meet (a user's taste is fitted from the support set by the local
 update, the model's own inner loop), and the item biases have their own start (shrunk means).
 Plain numpy; the cost is one (k+1) x (k+1) solve per user and per item per iteration.
+
+``implicit_item_factors``: the choice head's start (models/choice.py), implicit ALS on who rated
+what, in torch (two sparse-dense products and one batched solve per half-step).
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 #: ridge penalty and ALS iterations of the start (docs/algorithm.md)
 PENALTY = 20.0
@@ -53,3 +57,36 @@ def als_item_factors(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, 
     rated = np.bincount(items, minlength=n_items) > 0
     q[~rated] = 0.0
     return q.astype(np.float32)
+
+
+#: implicit ALS of the choice head's start (docs/algorithm.md, "The choice head")
+IMPLICIT_ITERATIONS = 6
+
+
+def _implicit_side(chosen: torch.Tensor, other: torch.Tensor, alpha: float, penalty: float) -> torch.Tensor:
+    """One half-step of implicit ALS: per row e, argmin_w sum_c (1 + alpha x_ec) (x_ec - o_c . w)^2
+    + penalty |w|^2 over every column c (x binary, ``chosen`` the sparse x [rows, cols]), i.e.
+    (O^T O + alpha O_e^T O_e + penalty I) w = (1 + alpha) O_e^T 1 (Hu et al. 2008)."""
+    k = other.shape[1]
+    outer = (other[:, :, None] * other[:, None, :]).reshape(len(other), k * k)
+    a = torch.sparse.mm(chosen, outer).reshape(-1, k, k) * alpha + other.T @ other
+    a = a + penalty * torch.eye(k, dtype=other.dtype)
+    return torch.linalg.solve(a, (1.0 + alpha) * torch.sparse.mm(chosen, other))
+
+
+def implicit_item_factors(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, k: int,
+                          alpha: float, penalty: float, seed: int,
+                          iterations: int = IMPLICIT_ITERATIONS) -> np.ndarray:
+    """Item factors [n_items, k] (float32) of implicit ALS on the binary matrix of who rated what
+    (``users``/``items``: one entry per training rating); items without a rating keep 0."""
+    idx = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)]), axis=1)
+    x = torch.sparse_coo_tensor(torch.from_numpy(idx), torch.ones(idx.shape[1]), (n_users, n_items),
+                                check_invariants=False).coalesce()
+    xt = x.t().coalesce()
+    gen = torch.Generator().manual_seed(int(seed) * 7919 + 0x1A1)
+    q = torch.randn(n_items, k, generator=gen) * 0.01
+    for _ in range(iterations):
+        p = _implicit_side(x, q, alpha, penalty)
+        q = _implicit_side(xt, p, alpha, penalty)
+    q[torch.from_numpy(np.bincount(idx[1], minlength=n_items) == 0)] = 0.0
+    return q.numpy().astype(np.float32)

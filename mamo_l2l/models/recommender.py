@@ -16,8 +16,9 @@ from torch import nn
 
 from mamo_l2l.data.batching import rating_tasks, task_ratings
 from mamo_l2l.data.types import FIRST_VALUE, FieldLayout
+from mamo_l2l.models.choice import ChoiceHead
 from mamo_l2l.models.embedding import FieldEmbedder, profile_dim
-from mamo_l2l.models.factors import als_item_factors
+from mamo_l2l.models.factors import als_item_factors, implicit_item_factors
 
 
 def mlp(sizes: Sequence[int], act_last: bool) -> nn.Sequential:
@@ -79,22 +80,28 @@ class Recommender(nn.Module):
     """
 
     def __init__(self, user_layout: Sequence[FieldLayout], item_layout: Sequence[FieldLayout],
-                 field_dim: int, head: nn.Module, item_bias_field: Optional[str] = None, taste_dim: int = 0):
+                 field_dim: int, head: nn.Module, item_bias_field: Optional[str] = None, taste_dim: int = 0,
+                 choice: Optional[ChoiceHead] = None):
         super().__init__()
         self.user_embedder = FieldEmbedder(user_layout, field_dim)
         self.item_embedder = FieldEmbedder(item_layout, field_dim, bias_field=item_bias_field, factors=taste_dim)
         self.head = head
+        self.choice = choice   # the choice head (models/choice.py), or None
 
     def begin_epoch(self, identity_dropout: float, seed: int, epoch: int) -> None:
         """Called by ``train.fit`` before each training epoch: draws the epoch's identity dropout
         (``model.identity_dropout``; FieldEmbedder.drop_identities)."""
         self.item_embedder.drop_identities(identity_dropout, seed, epoch)
+        if self.choice is not None:   # the same draw (a function of the seed, the epoch and the vocabulary)
+            self.choice.embedder.drop_identities(identity_dropout, seed, epoch)
 
     def end_training(self) -> None:
         """Called by ``train.fit`` after training: clears the last epoch's identity dropout, so the
         trained model reads every identity even in training mode (e.g. a recommender's cached item
         profiles)."""
         self.item_embedder.drop_identities(0.0, 0, 0)
+        if self.choice is not None:
+            self.choice.embedder.drop_identities(0.0, 0, 0)
 
     def init_item_bias(self, items: np.ndarray, ratings: np.ndarray, item_x: np.ndarray, shrinkage: float) -> None:
         """Start the item bias at each training item's mean rating shrunk toward the global mean,
@@ -128,6 +135,25 @@ class Recommender(nn.Module):
         seen = np.flatnonzero((np.bincount(items, minlength=n_items) > 0) & (rows >= FIRST_VALUE))
         emb.set_factors(torch.from_numpy(rows[seen]), torch.from_numpy(scale * q[seen]))
 
+    def init_choice(self, tasks, item_x: np.ndarray, seed: int, factors: bool = True) -> None:
+        """Start the choice head (models/choice.py): its catalogue (the training items' rows) and,
+        with ``factors``, its identity vectors at the item factors of implicit ALS on who rated
+        what in the training tasks (models/factors.py). No-op without a choice head."""
+        if self.choice is None or not tasks:
+            return
+        items, _ = task_ratings(tasks)
+        n_items = item_x.shape[0]
+        trained = np.flatnonzero(np.bincount(items, minlength=n_items) > 0)
+        self.choice.set_catalogue(np.asarray(item_x)[trained])
+        if not factors:
+            return
+        q = implicit_item_factors(rating_tasks(tasks), items, len(tasks), n_items, self.choice.dim,
+                                  self.choice.alpha, self.choice.penalty, seed)
+        ident = self.choice.identity
+        rows = np.asarray(item_x)[:, ident.start].astype(np.int64)
+        seen = trained[rows[trained] >= FIRST_VALUE]
+        self.choice.set_identity_factors(torch.from_numpy(rows[seen]), torch.from_numpy(q[seen]))
+
     def profiles(self, user_x: torch.Tensor, item_x: torch.Tensor):
         return self.user_embedder(user_x), self.item_embedder(item_x)
 
@@ -140,14 +166,15 @@ class Recommender(nn.Module):
 
 
 def build_recommender(user_layout, item_layout, field_dim: int, embed_dim: int, hidden: int,
-                      rating_mean: float, item_bias_field: Optional[str] = None, taste_dim: int = 0) -> Recommender:
+                      rating_mean: float, item_bias_field: Optional[str] = None, taste_dim: int = 0,
+                      choice: Optional[ChoiceHead] = None) -> Recommender:
     """The recommender; ``item_bias_field`` (the item identity field's name, or None) adds the item
     bias b_i, and with it ``taste_dim`` > 0 the item taste factors and the head's taste vector
-    (docs/algorithm.md)."""
+    (docs/algorithm.md); ``choice`` the choice head."""
     taste_dim = taste_dim if item_bias_field else 0
     user_dim = profile_dim(user_layout, field_dim)
     item_dim = profile_dim(item_layout, field_dim) + (1 if item_bias_field else 0) + taste_dim
     head = RatingHead(user_dim, item_dim, embed_dim, hidden, rating_mean, item_bias=bool(item_bias_field),
                       taste_dim=taste_dim)
     return Recommender(user_layout, item_layout, field_dim, head, item_bias_field=item_bias_field,
-                       taste_dim=taste_dim)
+                       taste_dim=taste_dim, choice=choice)

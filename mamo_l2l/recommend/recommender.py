@@ -26,7 +26,7 @@ import torch
 from mamo_l2l.backends.base import adapt_task
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.data.types import Task
-from mamo_l2l.evaluation.ranking import rank_scores
+from mamo_l2l.evaluation.ranking import choice_scores, rank_scores, uses_choice
 from mamo_l2l.evaluation.scoring import predict_tasks
 from mamo_l2l.recommend.catalog import Catalog
 
@@ -292,18 +292,30 @@ class ItemRecommender:
             cand = cand[~np.isin(cand, exclude)]
         return cand
 
-    def _rank(self, cand: np.ndarray, predicted: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _choice(self, items: np.ndarray, cand: np.ndarray) -> Optional[np.ndarray]:
+        """The choice head's scores of ``cand`` for a user whose support items are ``items``
+        (ranking.choice_scores), or None when the run's ranking does not weigh them."""
+        if not uses_choice(self.ranking):
+            return None
+        data = _TaskData(self._user_row(None)[None], self.catalog.item_x, self.rating_range)
+        task = Task(0, np.asarray(items, np.int64), np.zeros(len(items), np.float32), cand,
+                    np.zeros(len(cand), np.float32))
+        with self._lock:
+            return choice_scores(self.model, [task], cand, data, self.device)[0]
+
+    def _rank(self, cand: np.ndarray, predicted: np.ndarray, k: int, items: np.ndarray
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(the predicted ratings clipped to the rating range, the ranking scores, the positions of
         the top k by ranking score, best first; ties: catalogue order). The ranking score is
-        ranking.rank_scores on the unclipped predictions ``predicted``, what catalogue ranking
-        orders by."""
-        ranked = rank_scores(self.ranking, predicted, cand)
+        ranking.rank_scores on the unclipped predictions ``predicted`` (and the choice head's
+        scores from the support ``items``), what catalogue ranking orders by."""
+        ranked = rank_scores(self.ranking, predicted, cand, self._choice(items, cand))
         return np.clip(predicted, *self.rating_range), ranked, top_k(ranked, k)
 
-    def _frame(self, cand: np.ndarray, predicted: np.ndarray, k: int) -> pd.DataFrame:
+    def _frame(self, cand: np.ndarray, predicted: np.ndarray, k: int, items: np.ndarray) -> pd.DataFrame:
         """Top k of ``cand`` (``_rank``): item_id, title, score (the clipped predicted rating),
         rank_score (what was ordered by)."""
-        scores, ranked, order = self._rank(cand, predicted, k)
+        scores, ranked, order = self._rank(cand, predicted, k, items)
         idx = cand[order]
         return pd.DataFrame({"item_id": self.catalog.item_ids[idx].astype(object),
                              "title": self.catalog.titles[idx].astype(object),
@@ -323,7 +335,8 @@ class ItemRecommender:
         exclude_rated: leave the rated items out.
         """
         k = self._check_k(k)
-        return self._frame(*self._scored(ratings, user, exclude_rated, candidates), k)
+        cand, predicted, items = self._scored(ratings, user, exclude_rated, candidates)
+        return self._frame(cand, predicted, k, items)
 
     def recommend_records(self, ratings: Any = (), user: Optional[Mapping[str, Any]] = None, k: int = 10,
                           exclude_rated: bool = True, candidates: Optional[Iterable[Any]] = None
@@ -332,18 +345,18 @@ class ItemRecommender:
         predicted rating; rank_score: what the list is ordered by), in ``recommend``'s order (what
         the HTTP service answers; no DataFrame is built)."""
         k = self._check_k(k)
-        cand, predicted = self._scored(ratings, user, exclude_rated, candidates)
-        scores, ranked, order = self._rank(cand, predicted, k)
+        cand, predicted, items = self._scored(ratings, user, exclude_rated, candidates)
+        scores, ranked, order = self._rank(cand, predicted, k, items)
         ids, titles = self.catalog.item_ids, self.catalog.titles
         return [{"item_id": str(ids[c]), "title": str(titles[c]), "score": float(s), "rank_score": float(r)}
                 for c, s, r in zip(cand[order].tolist(), scores[order].tolist(), ranked[order].tolist())]
 
-    def _scored(self, ratings, user, exclude_rated, candidates) -> Tuple[np.ndarray, np.ndarray]:
-        """(candidate items, their unclipped predicted ratings) for one new user."""
+    def _scored(self, ratings, user, exclude_rated, candidates) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(candidate items, their unclipped predicted ratings, the support items) for one new user."""
         items, values = self._support(ratings)
         row = self._user_row(user)
         cand = self._candidates(candidates, items if exclude_rated else np.zeros(0, np.int64))
-        return cand, self._predict_one(row, items, values, cand)
+        return cand, self._predict_one(row, items, values, cand), items
 
     def recommend_batch(self, frame: pd.DataFrame, k: int = 10, exclude_rated: bool = True,
                         users: Optional[Mapping[Any, Mapping[str, Any]]] = None) -> pd.DataFrame:
@@ -366,8 +379,8 @@ class ItemRecommender:
             names.append(uid)
         preds = self._predict(prepared)
         parts = []
-        for uid, (_, _, _, cand), scores in zip(names, prepared, preds):
-            top = self._frame(cand, scores, k)
+        for uid, (_, items, _, cand), scores in zip(names, prepared, preds):
+            top = self._frame(cand, scores, k, items)
             top.insert(0, "rank", np.arange(1, len(top) + 1))
             top.insert(0, "user_id", uid)
             parts.append(top)

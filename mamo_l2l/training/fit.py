@@ -42,6 +42,16 @@ def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimi
     return torch.optim.SGD(params, lr=t.outer_lr)
 
 
+def choice_loss(model, batch) -> torch.Tensor:
+    """The choice head's outer loss per task [B] (models/choice.py), 0 without a choice head: it is
+    added to each task's query loss, outside the backend (the head's local update is its closed-form
+    fold-in, the same on every backend)."""
+    choice = getattr(model, "choice", None)
+    if choice is None:
+        return torch.zeros((), device=batch.user_x.device)
+    return choice.loss(batch.support_x, batch.support_mask, batch.query_x, batch.query_mask)
+
+
 class MetaEpochs:
     """One epoch of meta-training: seeded meta-batches of training tasks through the backend,
     an outer step per batch, then the batch's memory writes (what ``fit`` calls per epoch).
@@ -70,7 +80,7 @@ class MetaEpochs:
             else:
                 batch = pad_tasks(group, run.bundle.data).to(t.device)
                 out = run.backend.run_batch(run.model, run.algorithm, batch, run.inner, training=True)
-                loss, writes = out.query_loss.mean(), out.writes
+                loss, writes = (out.query_loss + choice_loss(run.model, batch)).mean(), out.writes
                 loss.backward()
             check_finite(loss, params, epoch, number, run.config)   # before the step: nothing bad is kept
             self.optimizer.step()
@@ -90,7 +100,7 @@ class MetaEpochs:
         if shard:
             batch = pad_tasks(shard, run.bundle.data).to(t.device)
             out = run.backend.run_batch(run.model, run.algorithm, batch, run.inner, training=True)
-            loss_sum, writes = out.query_loss.sum(), out.writes
+            loss_sum, writes = (out.query_loss + choice_loss(run.model, batch)).sum(), out.writes
             (loss_sum / len(group)).backward()
         else:   # fewer tasks than ranks (a last, short meta-batch): nothing to add
             loss_sum, writes = torch.zeros((), device=t.device), []

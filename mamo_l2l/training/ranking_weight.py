@@ -1,7 +1,8 @@
-"""The weight w of the choice prior in the ranking score (docs/algorithm.md, "Ranking score";
-the score itself is mamo_l2l/evaluation/ranking.py): chosen after training from ``WEIGHTS``, the
-weight with the best catalogue Recall@10 of the validation users (candidates: the training
-items; the smallest w on ties)."""
+"""The weights of the ranking score (docs/algorithm.md, "Ranking score"; the score itself is
+mamo_l2l/evaluation/ranking.py): w of the choice prior from ``WEIGHTS`` and, for a model with a
+choice head, v of its scores from ``CHOICE_WEIGHTS``, chosen after training as the pair with the
+best catalogue Recall@10 of the validation users (candidates: the training items; on ties the
+smallest v, then the smallest w)."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
@@ -15,16 +16,22 @@ from mamo_l2l.evaluation.catalogue import (
     catalogue_scores,
     relevant_threshold,
 )
-from mamo_l2l.evaluation.ranking import Ranking, choice_prior
+from mamo_l2l.evaluation.ranking import Ranking, choice_prior, choice_scores
 
 #: the weights tried on the validation users (docs/algorithm.md)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+#: the weights v of the choice head's scores tried (with a choice head; else v = 0)
+CHOICE_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-def select_ranking(run, weights=WEIGHTS) -> Tuple[Ranking, Dict[str, Any]]:
-    """Fit c on the training tasks and choose w on the validation users' catalogue Recall@10
-    (candidates: the training items). Returns the Ranking and what to record (the Recall@10 and
-    NDCG@10 of every weight)."""
+def _key(w: float, v: float) -> str:
+    return f"{w:g}" if v == 0 else f"{w:g},{v:g}"
+
+
+def select_ranking(run, weights=WEIGHTS, choice_weights=CHOICE_WEIGHTS) -> Tuple[Ranking, Dict[str, Any]]:
+    """Fit c on the training tasks and choose (w, v) on the validation users' catalogue
+    Recall@10 (candidates: the training items). Returns the Ranking and what to record (the
+    Recall@10 and NDCG@10 of every pair, keyed "w" when v = 0, else "w,v")."""
     bundle, t = run.bundle, run.config.train
     prior = choice_prior(bundle.data, bundle.splits.train, t.seed)
     valid = bundle.splits.valid
@@ -33,16 +40,17 @@ def select_ranking(run, weights=WEIGHTS) -> Tuple[Ranking, Dict[str, Any]]:
     candidates = training_items(bundle.splits)
     threshold = relevant_threshold(run.config.data.relevant_rating, bundle.data.rating_range)
     raw = catalogue_scores(run.model, run.algorithm, run.backend, valid, candidates, bundle.data, run.inner, t.device)
+    choice = choice_scores(run.model, valid, candidates, bundle.data, t.device)
+    pairs = [(w, v) for v in (choice_weights if choice is not None else (0.0,)) for w in weights]
     table, rated = {}, UserItems(bundle.data)
-    for w in weights:
+    for w, v in pairs:
         acc = CatalogueAccumulator(candidates, threshold, rated)
-        ranked = Ranking(w, prior).scores(raw, candidates)
-        for task, s in zip(valid, ranked):
+        for task, s in zip(valid, Ranking(w, prior, v).scores(raw, candidates, choice)):
             acc.add(task, s)
         r = acc.result()
-        table[f"{w:g}"] = {"recall@10": r["recall@10"], "ndcg@10": r["ndcg@10"]}
-    best = max(weights, key=lambda w: (np.nan_to_num(table[f"{w:g}"]["recall@10"], nan=-1.0), -w))
-    return Ranking(float(best), prior), {"weight": float(best), "valid": table}
+        table[_key(w, v)] = {"recall@10": r["recall@10"], "ndcg@10": r["ndcg@10"]}
+    w, v = max(pairs, key=lambda p: (np.nan_to_num(table[_key(*p)]["recall@10"], nan=-1.0), -p[1], -p[0]))
+    return Ranking(float(w), prior, float(v)), {"weight": float(w), "choice_weight": float(v), "valid": table}
 
 
 def choose_ranking(run) -> Tuple[Optional[Ranking], Optional[Dict[str, Any]]]:

@@ -122,6 +122,9 @@ def build_run(bundle: DataBundle, config: Config, model_name: str, fresh: bool =
     # ALS on the training ratings (models/factors.py); no-op without factors
     if fresh and init_item_factors is not None:
         init_item_factors(bundle.splits.train, bundle.data.item_x, config.model.taste_scale, config.train.seed)
+    init_choice = getattr(model, "init_choice", None)
+    if init_choice is not None:   # the catalogue always; implicit ALS only for a fresh start (models/choice.py)
+        init_choice(bundle.splits.train, bundle.data.item_x, config.train.seed, factors=fresh)
     model.to(config.train.device)
     return Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
 

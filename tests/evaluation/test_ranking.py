@@ -14,9 +14,9 @@ from mamo_l2l.evaluation.catalogue import (
     catalogue_scores,
     relevant_threshold,
 )
-from mamo_l2l.evaluation.ranking import Ranking, choice_prior, rank_scores
+from mamo_l2l.evaluation.ranking import Ranking, choice_prior, choice_scores, rank_scores, uses_choice
 from mamo_l2l.training.fit import fit
-from mamo_l2l.training.ranking_weight import WEIGHTS
+from mamo_l2l.training.ranking_weight import CHOICE_WEIGHTS, WEIGHTS, _key
 
 
 def _task(user, items):
@@ -113,8 +113,38 @@ def test_recommend_orders_by_the_same_ranking_score_as_catalogue_ranking(recomme
         # recommend's own prediction path (predict_tasks) for the test task's user row and support set
         got = run.recommender()._predict([(data.user_x[task.user], task.support_items, task.support_ratings, cands)])[0]
         np.testing.assert_allclose(got, row, atol=1e-5)  # same unclipped prediction
-        top = run.recommender()._frame(cands, got, 10)
+        top = run.recommender()._frame(cands, got, 10, task.support_items)
         want = run.ranking.scores(row, cands)
         np.testing.assert_allclose(top["rank_score"], np.sort(want)[::-1][:10], atol=1e-5)
         assert top["rank_score"].is_monotonic_decreasing
         assert ((top["score"] >= 1) & (top["score"] <= 5)).all()
+
+
+def test_with_a_choice_head_the_pair_is_chosen_on_validation_and_recommend_orders_by_it(recommend_run, tmp_path):
+    _, cache, cfg = recommend_run
+    cfg = cfg.override("model", choice_prior=True, item_bias=True, choice_dim=8)
+    bundle = ml.load_data(cfg, cache_dir=cache, progress=False)
+    ml.fit(bundle, cfg, model_name="mamo", out_dir=tmp_path, progress=False)
+    run = ml.load_run(tmp_path / "best.pt", cache_dir=cache)
+    notes = run.ranking_notes
+    assert run.model.choice is not None and run.ranking.choice_weight == notes["choice_weight"]
+    assert set(notes["valid"]) == {_key(w, v) for w in WEIGHTS for v in CHOICE_WEIGHTS}
+    best = max(r["recall@10"] for r in notes["valid"].values())
+    assert notes["valid"][_key(run.ranking.weight, run.ranking.choice_weight)]["recall@10"] == best
+    data = run.bundle.data
+    cands = candidate_items(data, run.bundle.splits, run.config.data)["warm"]
+    tasks = run.bundle.splits.test["user_cold"][:3]
+    raw = catalogue_scores(run.model, run.algorithm, run.backend, tasks, cands, data, run.inner)
+    choice = choice_scores(run.model, tasks, cands, data)
+    assert choice.shape == raw.shape and np.ptp(choice, axis=1).min() > 0      # the head scores differ per item
+    ranking = Ranking(run.ranking.weight, run.ranking.prior, 1.0)             # v = 1 so the head counts here
+    rec = ml.load_recommender(tmp_path / "best.pt")
+    rec.ranking = ranking
+    for task, row, c in zip(tasks, raw, choice):
+        top = rec._frame(cands, row, 10, task.support_items)
+        want = ranking.scores(row, cands, c)
+        np.testing.assert_allclose(top["rank_score"], np.sort(want)[::-1][:10], atol=1e-5)
+    with pytest.raises(ValueError, match="choice head"):
+        ranking.scores(raw, cands)
+    back = Ranking.from_payload(ranking.to_payload())
+    assert back.choice_weight == 1.0 and uses_choice(back) and not uses_choice(Ranking(1.0, ranking.prior))

@@ -84,7 +84,8 @@ def choice_head(cfg: ModelConfig, data: EncodedDataset) -> Optional[ChoiceHead]:
     data have no item identity field (its identity vectors are what the implicit ALS start fills)."""
     if cfg.choice_dim <= 0 or not any(f.identity for f in data.item_layout):
         return None
-    return ChoiceHead(data.item_layout, cfg.choice_dim, cfg.choice_alpha, cfg.choice_penalty)
+    return ChoiceHead(data.item_layout, cfg.choice_dim, cfg.choice_alpha, cfg.choice_penalty,
+                      train_identity=cfg.choice_identity == "trained")
 
 
 def item_bias_field(cfg: ModelConfig, data: EncodedDataset):

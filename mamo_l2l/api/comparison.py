@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -79,30 +79,45 @@ def _run_config(seed_config: Config, model: str, seed: int) -> Config:
     return run_config
 
 
-def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_dir=None,
-            command: Optional[str] = None, progress: bool = True, paired_with: Optional[str] = None,
-            catalogue: bool = True) -> Dict[str, Any]:
-    """Train or reuse ``models`` x seeds 0..seeds-1 under ``config`` (its model name and seed are
-    set per run; an entry that names a packaged config runs under that preset, ``entry_config``),
-    write the result files into ``out_dir`` and return the results.json content.
-    ``paired_with`` (default: the first model) is compared seed by seed with each other model
-    (``paired_comparison``). ``catalogue=False`` skips the catalogue ranking of newly trained runs
-    (slow on large catalogues: about 5 minutes a run on Book-Crossing's 65k items, measured)."""
+def seed_list(seeds: Union[int, Sequence[int]]) -> List[int]:
+    """Seeds 0..N-1 for an int N, else the given seeds in order (repeats dropped)."""
+    if isinstance(seeds, int):
+        return list(range(seeds))
+    return list(dict.fromkeys(int(s) for s in seeds))
+
+
+def _checked(models, seeds, paired_with):
+    """(models without repeats, the seed list) after the argument checks of ``compare``."""
     models = list(dict.fromkeys(models))
     if paired_with is not None and paired_with not in models:
         raise MamoError(f"--paired-with {paired_with!r} is not one of --models ({', '.join(models)})")
     require_entries(models)
-    if not models or seeds < 1:
-        raise MamoError("compare needs at least one model and --seeds >= 1")
+    seeds = seed_list(seeds)
+    if not models or not seeds or min(seeds) < 0:
+        raise MamoError("compare needs at least one model and --seeds >= 1 (or a list of seeds >= 0)")
+    return models, seeds
+
+
+def compare(config: Config, models: Sequence[str], seeds: Union[int, Sequence[int]], out_dir, cache_dir=None,
+            command: Optional[str] = None, progress: bool = True, paired_with: Optional[str] = None,
+            catalogue: bool = True) -> Dict[str, Any]:
+    """Train or reuse ``models`` x seeds (0..seeds-1 for an int, else the listed seeds) under
+    ``config`` (its model name and seed are set per run; an entry that names a packaged config
+    runs under that preset, ``entry_config``), write the result files into ``out_dir`` and
+    return the results.json content. ``paired_with`` (default: the first model) is compared
+    seed by seed with each other model (``paired_comparison``). ``catalogue=False`` skips the
+    catalogue ranking of newly trained runs (slow on large catalogues: about 5 minutes a run on
+    Book-Crossing's 65k items, measured)."""
+    models, seeds = _checked(models, seeds, paired_with)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    total = len(models) * seeds
+    total = len(models) * len(seeds)
     done = 0
     seconds_by_model: Dict[str, List[float]] = {}
     per_run: Dict[str, Dict[int, Dict[str, Any]]] = {m: {} for m in models}
     reused_runs: Dict[str, Dict[int, bool]] = {m: {} for m in models}
     started = time.perf_counter()
-    for seed in range(seeds):
+    for seed in seeds:
         seed_config = config.override("train", seed=seed)
         bundles: Dict[str, Any] = {}     # one per data config of the seed (a preset may change it)
         for model in models:
@@ -128,14 +143,14 @@ def compare(config: Config, models: Sequence[str], seeds: int, out_dir, cache_di
             per_run[model][seed] = metrics
             reused_runs[model][seed] = reused
             done += 1
-    rows = models + reference_rows(per_run, models, list(range(seeds)))
-    results = aggregate(per_run, rows, list(range(seeds)))
+    rows = models + reference_rows(per_run, models, seeds)
+    results = aggregate(per_run, rows, seeds)
     if len(rows) > 1:
         results["paired"] = paired_comparison(results, paired_with or models[0])
     results.update(dataset=config.data.dataset, command=command, warm_eval=config.data.warm_eval,
                    backend=config.train.backend, config=config.to_dict(),
                    runs={m: {str(s): {"dir": str(run_dir(out_dir, m, s)), "reused": reused_runs[m][s]}
-                             for s in range(seeds)} for m in models},
+                             for s in seeds} for m in models},
                    wall_seconds=time.perf_counter() - started)
     write_results(results, out_dir)
     return results
@@ -168,7 +183,7 @@ def _eta(models, seeds, done, seconds_by_model) -> str:
         return "unknown until a run has finished"
     overall = float(np.mean(all_secs))
     remaining = 0.0
-    order = [(s, m) for s in range(seeds) for m in models]
+    order = [(s, m) for s in seeds for m in models]
     for s, m in order[done:]:
         remaining += float(np.mean(seconds_by_model[m])) if m in seconds_by_model else overall
     return duration(remaining)

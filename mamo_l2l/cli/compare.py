@@ -47,7 +47,8 @@ from mamo_l2l.training.run import check_device
     show_default=True,
     help="Comma-separated models or packaged configs (mamo-paper, fomelu, melu-5, ...; docs/models.md).",
 )
-@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 per model.")
+@click.option("--seeds", default="3", show_default=True,
+              help="N: seeds 0..N-1 per model; or a comma-separated list of seeds, e.g. 5,6,7.")
 @click.option("--epochs", type=int, default=None, help="Upper bound on epochs. [default: config's, 30]")
 @click.option("--config", "config_path", default=None, help="YAML config or packaged name, shared by every run.")
 @backend_option()
@@ -88,10 +89,11 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     cfg = config_from_options(config_path, dataset, data_dir, fmt, None, warm_eval, backend=backend,
                               epochs=epochs, device=device, local_steps=local_steps)
     names = [m.strip() for m in models.split(",") if m.strip()]
+    seeds = parse_seeds(seeds)
     check_device(cfg.train.device)
     out = out_dir or f"results/{cfg.data.dataset}"
     command = "mamo-l2l " + shlex.join(click.get_current_context().meta.get("mamo_l2l.argv", sys.argv[1:]))
-    click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds 0..{seeds - 1} into {out}", err=True)
+    click.echo(f"comparing {', '.join(names)} on {cfg.data.dataset} over seeds {_shown(seeds)} into {out}", err=True)
     try:
         with graceful_stop():
             results = comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command,
@@ -102,3 +104,19 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
         sys.exit(e.exit_code)
     click.echo(summary_text(results))
     click.echo(f"full tables: {out}/results.md")
+
+
+def parse_seeds(text: str):
+    """``--seeds``: "N" -> N (seeds 0..N-1), "5,6,7" -> [5, 6, 7]."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise MamoError(f"--seeds {text!r}: give a number N (seeds 0..N-1) or a list such as 5,6,7") from None
+    if not values:
+        raise MamoError("--seeds is empty")
+    return values[0] if len(parts) == 1 and "," not in str(text) else values
+
+
+def _shown(seeds) -> str:
+    return f"0..{seeds - 1}" if isinstance(seeds, int) else ", ".join(str(s) for s in seeds)

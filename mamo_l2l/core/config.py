@@ -91,6 +91,7 @@ class ModelConfig:
     choice_dim: int = 0        # k of the choice head (docs/algorithm.md, "The choice head"); 0: no choice head
     choice_alpha: float = 5.0  # confidence 1 + alpha of a chosen item in the choice head's fold-in and start
     choice_penalty: float = 50.0  # ridge penalty lambda of the choice head's fold-in and start
+    choice_identity: str = "trained"  # the choice head's identity vectors: trained from their start, or fixed at it
     # TaNP (docs/models.md, "TaNP"): the authors' published settings
     tanp_clusters: int = 10      # K cluster centres of the task memory
     tanp_alpha: float = 1.0      # degrees of freedom of the Student-t soft assignment
@@ -117,6 +118,7 @@ class ModelConfig:
         if self.choice_dim < 0 or self.choice_alpha < 0 or self.choice_penalty <= 0:
             raise MamoError("config keys model.choice_dim and model.choice_alpha must be >= 0, "
                             "model.choice_penalty > 0")
+        _choice("model.choice_identity", self.choice_identity, ("trained", "fixed"))
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))

@@ -35,7 +35,8 @@ class ChoiceHead(nn.Module):
     """g_i, the fold-in c_u and the scores s_ui (module doc). ``catalogue``: the feature rows of the
     training items [C, S_i] (set by ``set_catalogue``), the items of G and of the outer softmax."""
 
-    def __init__(self, item_layout: Sequence[FieldLayout], dim: int, alpha: float, penalty: float):
+    def __init__(self, item_layout: Sequence[FieldLayout], dim: int, alpha: float, penalty: float,
+                 train_identity: bool = True):
         super().__init__()
         self.dim, self.alpha, self.penalty = dim, float(alpha), float(penalty)
         self.embedder = FieldEmbedder(item_layout, dim)
@@ -43,6 +44,8 @@ class ChoiceHead(nn.Module):
             nn.init.zeros_(table.weight)
         self.n_fields = max(len(self.embedder.layout), 1)
         self.identity = next((f for f in self.embedder.layout if f.identity), None)
+        if not train_identity and self.identity is not None:   # model.choice_identity: fixed
+            self.embedder.tables[self.embedder.layout.index(self.identity)].weight.requires_grad_(False)
         self.log_scale = nn.Parameter(torch.zeros(()))
         self.register_buffer("catalogue", torch.zeros(0, sum(f.stop - f.start for f in item_layout), dtype=torch.long))
 

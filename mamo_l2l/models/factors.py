@@ -63,7 +63,7 @@ def als_item_factors(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, 
 IMPLICIT_ITERATIONS = 6
 
 
-def _implicit_side(chosen: torch.Tensor, other: torch.Tensor, alpha: float, penalty: float) -> torch.Tensor:
+def implicit_side(chosen: torch.Tensor, other: torch.Tensor, alpha: float, penalty: float) -> torch.Tensor:
     """One half-step of implicit ALS: per row e, argmin_w sum_c (1 + alpha x_ec) (x_ec - o_c . w)^2
     + penalty |w|^2 over every column c (x binary, ``chosen`` the sparse x [rows, cols]), i.e.
     (O^T O + alpha O_e^T O_e + penalty I) w = (1 + alpha) O_e^T 1 (Hu et al. 2008)."""
@@ -86,7 +86,7 @@ def implicit_item_factors(users: np.ndarray, items: np.ndarray, n_users: int, n_
     gen = torch.Generator().manual_seed(int(seed) * 7919 + 0x1A1)
     q = torch.randn(n_items, k, generator=gen) * 0.01
     for _ in range(iterations):
-        p = _implicit_side(x, q, alpha, penalty)
-        q = _implicit_side(xt, p, alpha, penalty)
+        p = implicit_side(x, q, alpha, penalty)
+        q = implicit_side(xt, p, alpha, penalty)
     q[torch.from_numpy(np.bincount(idx[1], minlength=n_items) == 0)] = 0.0
     return q.numpy().astype(np.float32)

@@ -24,7 +24,7 @@ WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 CHOICE_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-def _key(w: float, v: float) -> str:
+def weight_key(w: float, v: float) -> str:
     return f"{w:g}" if v == 0 else f"{w:g},{v:g}"
 
 
@@ -48,8 +48,8 @@ def select_ranking(run, weights=WEIGHTS, choice_weights=CHOICE_WEIGHTS) -> Tuple
         for task, s in zip(valid, Ranking(w, prior, v).scores(raw, candidates, choice)):
             acc.add(task, s)
         r = acc.result()
-        table[_key(w, v)] = {"recall@10": r["recall@10"], "ndcg@10": r["ndcg@10"]}
-    w, v = max(pairs, key=lambda p: (np.nan_to_num(table[_key(*p)]["recall@10"], nan=-1.0), -p[1], -p[0]))
+        table[weight_key(w, v)] = {"recall@10": r["recall@10"], "ndcg@10": r["ndcg@10"]}
+    w, v = max(pairs, key=lambda p: (np.nan_to_num(table[weight_key(*p)]["recall@10"], nan=-1.0), -p[1], -p[0]))
     return Ranking(float(w), prior, float(v)), {"weight": float(w), "choice_weight": float(v), "valid": table}
 
 

@@ -222,3 +222,14 @@ def test_references_become_rows_of_the_comparison():
     assert table["als"]["warm"]["mae"]["mean"] == 0.7
     assert math.isnan(table["ease"]["warm"]["mae"]["mean"])
     assert table["ease"]["warm"]["catalogue_recall@10"]["best"]
+
+
+def test_a_list_of_seeds_runs_exactly_those_seeds(tmp_path, ml100k_raw_dir):
+    res, results = synthetic.compare_fixture(tmp_path, ml100k_raw_dir, "item-mean", "--no-catalogue", "--quiet",
+                                             "--seeds", "4,2")
+    assert res.exit_code == 0, res.output
+    assert results["seeds"] == [4, 2] and "over seeds 4, 2" in res.output
+    assert sorted(p.name for p in (tmp_path / "out" / "runs").iterdir()) == ["item-mean-seed2", "item-mean-seed4"]
+    assert _run_metrics(tmp_path / "out", "item-mean", 4)["seed"] == 4
+    bad, _ = synthetic.compare_fixture(tmp_path / "bad", ml100k_raw_dir, "item-mean", "--seeds", "five")
+    assert bad.exit_code != 0 and "give a number N" in bad.output

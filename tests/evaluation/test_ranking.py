@@ -16,7 +16,7 @@ from mamo_l2l.evaluation.catalogue import (
 )
 from mamo_l2l.evaluation.ranking import Ranking, choice_prior, choice_scores, rank_scores, uses_choice
 from mamo_l2l.training.fit import fit
-from mamo_l2l.training.ranking_weight import CHOICE_WEIGHTS, WEIGHTS, _key
+from mamo_l2l.training.ranking_weight import CHOICE_WEIGHTS, WEIGHTS, weight_key
 
 
 def _task(user, items):
@@ -128,9 +128,9 @@ def test_with_a_choice_head_the_pair_is_chosen_on_validation_and_recommend_order
     run = ml.load_run(tmp_path / "best.pt", cache_dir=cache)
     notes = run.ranking_notes
     assert run.model.choice is not None and run.ranking.choice_weight == notes["choice_weight"]
-    assert set(notes["valid"]) == {_key(w, v) for w in WEIGHTS for v in CHOICE_WEIGHTS}
+    assert set(notes["valid"]) == {weight_key(w, v) for w in WEIGHTS for v in CHOICE_WEIGHTS}
     best = max(r["recall@10"] for r in notes["valid"].values())
-    assert notes["valid"][_key(run.ranking.weight, run.ranking.choice_weight)]["recall@10"] == best
+    assert notes["valid"][weight_key(run.ranking.weight, run.ranking.choice_weight)]["recall@10"] == best
     data = run.bundle.data
     cands = candidate_items(data, run.bundle.splits, run.config.data)["warm"]
     tasks = run.bundle.splits.test["user_cold"][:3]

@@ -9,7 +9,7 @@ import torch
 from mamo_l2l.data.batching import pad_tasks
 from mamo_l2l.data.types import FIRST_VALUE, UNKNOWN
 from mamo_l2l.models.choice import ChoiceHead
-from mamo_l2l.models.factors import _implicit_side, implicit_item_factors
+from mamo_l2l.models.factors import implicit_item_factors, implicit_side
 
 
 def _head(dim=4, alpha=5.0, penalty=2.0, seed=0):
@@ -54,7 +54,7 @@ def test_an_implicit_als_half_step_solves_every_row_exactly():
     x = (rng.random((7, 9)) < 0.3).astype(np.float32)
     other = rng.normal(size=(9, 3)).astype(np.float32)
     sparse = torch.from_numpy(x).to_sparse()
-    got = _implicit_side(sparse, torch.from_numpy(other), 4.0, 1.5).numpy()
+    got = implicit_side(sparse, torch.from_numpy(other), 4.0, 1.5).numpy()
     for r in range(7):
         want = _weighted_ridge(other.astype(np.float64), np.flatnonzero(x[r]), 4.0, 1.5)
         np.testing.assert_allclose(got[r], want, rtol=1e-4, atol=1e-5)
@@ -145,3 +145,23 @@ def test_the_three_backends_train_the_same_choice_head(tmp_path, ml100k_raw_dir)
             for key, value in ma[scen]["catalogue"].items():
                 assert mb[scen]["catalogue"][key] == pytest.approx(value, abs=1e-5, nan_ok=True), (name, scen, key)
     assert ref.model.choice.log_scale.item() != 0.0            # the outer loss trained the head
+
+
+def test_fixed_identity_vectors_stay_at_their_start_while_the_content_vectors_learn():
+    data, train = synthetic.with_identity()
+    head = ChoiceHead(data.item_layout, 4, 5.0, 2.0, train_identity=False)
+    ident = head.embedder.tables[head.embedder.layout.index(head.identity)]
+    head.set_catalogue(data.item_x[np.unique(np.concatenate([t.support_items for t in train]))])
+    n = ident.weight.shape[0] - FIRST_VALUE
+    gen = torch.Generator().manual_seed(0)
+    head.set_identity_factors(torch.arange(FIRST_VALUE, FIRST_VALUE + n), torch.randn(n, 4, generator=gen))
+    start = ident.weight.detach().clone()
+    opt = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=0.05)
+    b = pad_tasks(train, data)
+    for _ in range(5):
+        opt.zero_grad()
+        head.loss(b.support_x, b.support_mask, b.query_x, b.query_mask).mean().backward()
+        opt.step()
+    assert torch.equal(ident.weight, start)
+    content = [t for t in head.embedder.tables if t is not ident]
+    assert any(t.weight.abs().sum() > 0 for t in content)

@@ -115,7 +115,7 @@ def parse_seeds(text: str):
         raise MamoError(f"--seeds {text!r}: give a number N (seeds 0..N-1) or a list such as 5,6,7") from None
     if not values:
         raise MamoError("--seeds is empty")
-    return values[0] if len(parts) == 1 and "," not in str(text) else values
+    return values if "," in str(text) else values[0]
 
 
 def _shown(seeds) -> str:

@@ -45,9 +45,14 @@ class ChoiceHead(nn.Module):
         self.n_fields = max(len(self.embedder.layout), 1)
         self.identity = next((f for f in self.embedder.layout if f.identity), None)
         if not train_identity and self.identity is not None:   # model.choice_identity: fixed
-            self.embedder.tables[self.embedder.layout.index(self.identity)].weight.requires_grad_(False)
+            self.identity_table.weight.requires_grad_(False)
         self.log_scale = nn.Parameter(torch.zeros(()))
         self.register_buffer("catalogue", torch.zeros(0, sum(f.stop - f.start for f in item_layout), dtype=torch.long))
+
+    @property
+    def identity_table(self) -> nn.Embedding:
+        """The embedding table of the item identity field (the vectors the implicit ALS start fills)."""
+        return self.embedder.tables[self.embedder.layout.index(self.identity)]
 
     def set_catalogue(self, item_x: np.ndarray) -> None:
         self.catalogue = torch.as_tensor(np.asarray(item_x, dtype=np.int64), device=self.log_scale.device)
@@ -64,8 +69,7 @@ class ChoiceHead(nn.Module):
         """Catalogue position of each row of ``x`` [B, N, S_i] by its identity value, C (one past
         the end) for padding and for items outside the catalogue."""
         ident = self.catalogue[:, self.identity.start]
-        size = int(max(ident.max().item() if len(ident) else 0, x[..., self.identity.start].max().item())) + 1
-        where = torch.full((size,), len(ident), dtype=torch.long, device=x.device)
+        where = torch.full((self.identity.vocab_size,), len(ident), dtype=torch.long, device=x.device)
         where[ident] = torch.arange(len(ident), device=x.device)
         where[:FIRST_VALUE] = len(ident)
         pos = where[x[..., self.identity.start]]
@@ -74,7 +78,7 @@ class ChoiceHead(nn.Module):
     @torch.no_grad()
     def set_identity_factors(self, rows: torch.Tensor, values: torch.Tensor) -> None:
         """Identity vectors of ``rows`` (identity vocabulary indices) := ``values`` [n, k]."""
-        table = self.embedder.tables[self.embedder.layout.index(self.identity)]
+        table = self.identity_table
         table.weight[rows.long()] = values.to(table.weight.dtype)
 
     def factors(self, item_x: torch.Tensor) -> torch.Tensor:

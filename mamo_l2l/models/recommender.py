@@ -116,8 +116,7 @@ class Recommender(nn.Module):
         n_items = item_x.shape[0]
         counts = np.bincount(items, minlength=n_items).astype(np.float64)
         sums = np.bincount(items, weights=ratings, minlength=n_items)
-        rows = np.asarray(item_x)[:, emb.bias_column].astype(np.int64)
-        seen = np.flatnonzero((counts > 0) & (rows >= FIRST_VALUE))   # UNKNOWN (no identity) stays 0
+        rows, seen = identity_rows(counts, item_x, emb.bias_column)   # UNKNOWN (no identity) stays 0
         dev = (sums[seen] - counts[seen] * float(np.mean(ratings))) / (counts[seen] + shrinkage)
         emb.set_bias(torch.from_numpy(rows[seen]), torch.from_numpy(dev))
 
@@ -131,8 +130,7 @@ class Recommender(nn.Module):
         items, ratings = task_ratings(tasks)
         n_items = item_x.shape[0]
         q = als_item_factors(rating_tasks(tasks), items, ratings, len(tasks), n_items, emb.factors.embedding_dim, seed)
-        rows = np.asarray(item_x)[:, emb.bias_column].astype(np.int64)
-        seen = np.flatnonzero((np.bincount(items, minlength=n_items) > 0) & (rows >= FIRST_VALUE))
+        rows, seen = identity_rows(np.bincount(items, minlength=n_items), item_x, emb.bias_column)
         emb.set_factors(torch.from_numpy(rows[seen]), torch.from_numpy(scale * q[seen]))
 
     def init_choice(self, tasks, item_x: np.ndarray, seed: int, factors: bool = True) -> None:
@@ -143,15 +141,13 @@ class Recommender(nn.Module):
             return
         items, _ = task_ratings(tasks)
         n_items = item_x.shape[0]
-        trained = np.flatnonzero(np.bincount(items, minlength=n_items) > 0)
-        self.choice.set_catalogue(np.asarray(item_x)[trained])
+        counts = np.bincount(items, minlength=n_items)
+        self.choice.set_catalogue(np.asarray(item_x)[counts > 0])
         if not factors:
             return
         q = implicit_item_factors(rating_tasks(tasks), items, len(tasks), n_items, self.choice.dim,
                                   self.choice.alpha, self.choice.penalty, seed)
-        ident = self.choice.identity
-        rows = np.asarray(item_x)[:, ident.start].astype(np.int64)
-        seen = trained[rows[trained] >= FIRST_VALUE]
+        rows, seen = identity_rows(counts, item_x, self.choice.identity.start)
         self.choice.set_identity_factors(torch.from_numpy(rows[seen]), torch.from_numpy(q[seen]))
 
     def profiles(self, user_x: torch.Tensor, item_x: torch.Tensor):
@@ -163,6 +159,13 @@ class Recommender(nn.Module):
 
     def forward(self, user_x: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
         return self.predict(self.head, user_x, item_x)
+
+
+def identity_rows(counts: np.ndarray, item_x: np.ndarray, column: int):
+    """(every item's identity value in ``column``, the items with a training rating (``counts``
+    per item > 0) and a real identity, i.e. not UNKNOWN): the rows an item-level start fills."""
+    rows = np.asarray(item_x)[:, column].astype(np.int64)
+    return rows, np.flatnonzero((counts > 0) & (rows >= FIRST_VALUE))
 
 
 def build_recommender(user_layout, item_layout, field_dim: int, embed_dim: int, hidden: int,

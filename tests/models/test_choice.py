@@ -113,7 +113,7 @@ def test_identity_vectors_are_set_and_new_items_read_only_their_content():
     ident = head.identity
     rows = torch.tensor([FIRST_VALUE, FIRST_VALUE + 1])
     head.set_identity_factors(rows, torch.ones(2, head.dim))
-    table = head.embedder.tables[head.embedder.layout.index(ident)]
+    table = head.identity_table
     assert torch.all(table.weight[rows] == 1.0)
     x = torch.from_numpy(data.item_x[:1].copy())
     unknown = x.clone()
@@ -150,7 +150,7 @@ def test_the_three_backends_train_the_same_choice_head(tmp_path, ml100k_raw_dir)
 def test_fixed_identity_vectors_stay_at_their_start_while_the_content_vectors_learn():
     data, train = synthetic.with_identity()
     head = ChoiceHead(data.item_layout, 4, 5.0, 2.0, train_identity=False)
-    ident = head.embedder.tables[head.embedder.layout.index(head.identity)]
+    ident = head.identity_table
     head.set_catalogue(data.item_x[np.unique(np.concatenate([t.support_items for t in train]))])
     n = ident.weight.shape[0] - FIRST_VALUE
     gen = torch.Generator().manual_seed(0)

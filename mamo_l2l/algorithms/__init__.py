@@ -85,7 +85,7 @@ def choice_head(cfg: ModelConfig, data: EncodedDataset) -> Optional[ChoiceHead]:
     if cfg.choice_dim <= 0 or not any(f.identity for f in data.item_layout):
         return None
     return ChoiceHead(data.item_layout, cfg.choice_dim, cfg.choice_alpha, cfg.choice_penalty,
-                      train_identity=cfg.choice_identity == "trained")
+                      train_identity=cfg.choice_identity == "trained", content=cfg.choice_content)
 
 
 def item_bias_field(cfg: ModelConfig, data: EncodedDataset):

@@ -92,6 +92,7 @@ class ModelConfig:
     choice_alpha: float = 5.0  # confidence 1 + alpha of a chosen item in the choice head's fold-in and start
     choice_penalty: float = 50.0  # ridge penalty lambda of the choice head's fold-in and start
     choice_identity: str = "trained"  # the choice head's identity vectors: trained from their start, or fixed at it
+    choice_content: str = "sum"  # an item's choice factors: identity + content vectors, or "either" one
     # TaNP (docs/models.md, "TaNP"): the authors' published settings
     tanp_clusters: int = 10      # K cluster centres of the task memory
     tanp_alpha: float = 1.0      # degrees of freedom of the Student-t soft assignment
@@ -119,6 +120,7 @@ class ModelConfig:
             raise MamoError("config keys model.choice_dim and model.choice_alpha must be >= 0, "
                             "model.choice_penalty > 0")
         _choice("model.choice_identity", self.choice_identity, ("trained", "fixed"))
+        _choice("model.choice_content", self.choice_content, ("sum", "either"))
         _choice("model.memory_update", self.memory_update, ("competitive", "interpolate", "paper"))
         _choice("model.memory_init", self.memory_init, ("kmeans", "random"))
         _choice("model.preference_memory", self.preference_memory, ("learned", "written"))
@@ -136,7 +138,7 @@ class ModelConfig:
 #: code before them (read by ``Config.from_recorded`` when a recorded config lacks the key).
 ADDED_KEYS: Dict[str, Dict[str, Any]] = {
     "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False, "taste_dim": 0, "taste_scale": 12.0,
-              "choice_dim": 0},
+              "choice_dim": 0, "choice_content": "sum"},
     "train": {"pair_loss": 0.0, "select_metric": "mae", "resample_queries": False, "pretrain_epochs": 0},
 }
 

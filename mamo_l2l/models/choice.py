@@ -7,6 +7,9 @@ beside the rating head's how much the user will like them.
   on the training tasks (models/factors.py), the content vectors at 0; identity dropout (the
   rating model's draw, ``begin_epoch``) makes the content vectors learn where a new item (UNKNOWN
   identity) lands among the existing ones.
+- ``model.choice_content: either`` instead gives an item the identity vector alone when it has
+  one and the content sum only when it has none (a new item, or a dropped identity in training),
+  so the content vectors learn the new-item path without moving the existing items' factors.
 - A user's choice vector c_u, the head's local update, in closed form from the support items S
   alone (implicit ALS's fold-in, Hu et al. 2008, confidence 1 + alpha on the chosen items):
   c_u = (G^T G + alpha sum_{j in S} g_j g_j^T + lambda I)^-1 (1 + alpha) sum_{j in S} g_j, with G the
@@ -36,9 +39,10 @@ class ChoiceHead(nn.Module):
     training items [C, S_i] (set by ``set_catalogue``), the items of G and of the outer softmax."""
 
     def __init__(self, item_layout: Sequence[FieldLayout], dim: int, alpha: float, penalty: float,
-                 train_identity: bool = True):
+                 train_identity: bool = True, content: str = "sum"):
         super().__init__()
         self.dim, self.alpha, self.penalty = dim, float(alpha), float(penalty)
+        self.content = content   # model.choice_content: "sum" or "either" (``factors``)
         self.embedder = FieldEmbedder(item_layout, dim)
         for table in self.embedder.tables:
             nn.init.zeros_(table.weight)
@@ -82,9 +86,28 @@ class ChoiceHead(nn.Module):
         table.weight[rows.long()] = values.to(table.weight.dtype)
 
     def factors(self, item_x: torch.Tensor) -> torch.Tensor:
-        """g_i of item feature rows [..., S_i] -> [..., k]."""
+        """g_i of item feature rows [..., S_i] -> [..., k]. ``content`` "sum": the identity vector
+        plus the content vectors; "either": the identity vector of an item in the catalogue whose
+        identity is not dropped this epoch, the sum of its content vectors otherwise (a new item)."""
         e = self.embedder(item_x)
-        return e.reshape(*e.shape[:-1], self.n_fields, self.dim).sum(-2)
+        e = e.reshape(*e.shape[:-1], self.n_fields, self.dim)
+        if self.content == "sum" or self.identity is None:
+            return e.sum(-2)
+        at = self.embedder.layout.index(self.identity)
+        rest = e.sum(-2) - e[..., at, :]
+        return torch.where(self._has_identity(item_x).unsqueeze(-1), e[..., at, :], rest)
+
+    def _has_identity(self, item_x: torch.Tensor) -> torch.Tensor:
+        """Whether each row's identity value is a catalogue item's and, in training mode, not
+        dropped this epoch (the embedder's identity dropout) [...]."""
+        ident = item_x[..., self.identity.start]
+        member = torch.zeros(self.identity.vocab_size, dtype=torch.bool, device=item_x.device)
+        member[self.catalogue[:, self.identity.start]] = True
+        member[:FIRST_VALUE] = False
+        dropped = self.embedder.dropped
+        if self.training and dropped is not None:
+            member[:len(dropped)] &= ~dropped
+        return member[ident]
 
     def fold_in(self, g_s: torch.Tensor, mask: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
         """c_u [B, k] from the support factors g_s [B, N, k] (padding: mask 0) and G^T G [k, k]."""

@@ -165,3 +165,33 @@ def test_fixed_identity_vectors_stay_at_their_start_while_the_content_vectors_le
     assert torch.equal(ident.weight, start)
     content = [t for t in head.embedder.tables if t is not ident]
     assert any(t.weight.abs().sum() > 0 for t in content)
+
+
+def test_either_content_gives_catalogue_items_their_identity_vector_and_the_rest_their_content():
+    data, train = synthetic.with_identity()
+    torch.manual_seed(1)
+    head = ChoiceHead(data.item_layout, 4, 5.0, 2.0, content="either")
+    summed = ChoiceHead(data.item_layout, 4, 5.0, 2.0)
+    for table in head.embedder.tables:
+        torch.nn.init.normal_(table.weight, std=0.5)
+    summed.load_state_dict(head.state_dict(), strict=False)
+    in_catalogue = np.unique(np.concatenate([t.support_items for t in train]))
+    head.set_catalogue(data.item_x[in_catalogue])
+    outside = np.setdiff1d(np.arange(len(data.item_x)), in_catalogue)
+    assert outside.size and in_catalogue.size
+    ident, col = head.identity_table, head.identity.start
+    x = torch.from_numpy(data.item_x)
+    with torch.no_grad():
+        g, g_sum = head.factors(x), summed.factors(x)
+        np.testing.assert_allclose(g[in_catalogue].numpy(), ident.weight[x[in_catalogue, col]].numpy(), rtol=1e-6)
+        content = g_sum - ident.weight[x[:, col]]
+        np.testing.assert_allclose(g[outside].numpy(), content[outside].numpy(), rtol=1e-5, atol=1e-6)
+        head.train()                                  # a dropped identity reads its content in training
+        head.embedder.drop_identities(0.5, 0, 0)
+        dropped = head.embedder.dropped[x[:, col]].numpy()
+        g_train = head.factors(x)
+    hit = dropped & np.isin(np.arange(len(x)), in_catalogue)
+    assert hit.any() and (~dropped[in_catalogue]).any()
+    np.testing.assert_allclose(g_train[hit].numpy(), content[hit].numpy(), rtol=1e-5, atol=1e-6)
+    kept = np.isin(np.arange(len(x)), in_catalogue) & ~dropped
+    np.testing.assert_allclose(g_train[kept].numpy(), g[kept].numpy(), rtol=1e-6)

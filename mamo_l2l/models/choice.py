@@ -72,12 +72,18 @@ class ChoiceHead(nn.Module):
     def _positions(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Catalogue position of each row of ``x`` [B, N, S_i] by its identity value, C (one past
         the end) for padding and for items outside the catalogue."""
+        n = len(self.catalogue)
+        pos = self._catalogue_index()[x[..., self.identity.start]]
+        return torch.where(mask > 0, pos, torch.full_like(pos, n))
+
+    def _catalogue_index(self) -> torch.Tensor:
+        """Per identity value [V]: its catalogue position, C (one past the end) when the value is no
+        catalogue item's (PAD, UNKNOWN, an item outside the training tasks)."""
         ident = self.catalogue[:, self.identity.start]
-        where = torch.full((self.identity.vocab_size,), len(ident), dtype=torch.long, device=x.device)
-        where[ident] = torch.arange(len(ident), device=x.device)
+        where = torch.full((self.identity.vocab_size,), len(ident), dtype=torch.long, device=ident.device)
+        where[ident] = torch.arange(len(ident), device=ident.device)
         where[:FIRST_VALUE] = len(ident)
-        pos = where[x[..., self.identity.start]]
-        return torch.where(mask > 0, pos, torch.full_like(pos, len(ident)))
+        return where
 
     @torch.no_grad()
     def set_identity_factors(self, rows: torch.Tensor, values: torch.Tensor) -> None:
@@ -100,14 +106,11 @@ class ChoiceHead(nn.Module):
     def _has_identity(self, item_x: torch.Tensor) -> torch.Tensor:
         """Whether each row's identity value is a catalogue item's and, in training mode, not
         dropped this epoch (the embedder's identity dropout) [...]."""
-        ident = item_x[..., self.identity.start]
-        member = torch.zeros(self.identity.vocab_size, dtype=torch.bool, device=item_x.device)
-        member[self.catalogue[:, self.identity.start]] = True
-        member[:FIRST_VALUE] = False
+        member = self._catalogue_index() < len(self.catalogue)
         dropped = self.embedder.dropped
         if self.training and dropped is not None:
             member[:len(dropped)] &= ~dropped
-        return member[ident]
+        return member[item_x[..., self.identity.start]]
 
     def fold_in(self, g_s: torch.Tensor, mask: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
         """c_u [B, k] from the support factors g_s [B, N, k] (padding: mask 0) and G^T G [k, k]."""

@@ -71,10 +71,12 @@ def build_with_identity(model_name="mamo", data=None, **model_cfg):
 
 def grads(model, loss):
     """d loss / d p for every parameter of ``model``, in ``model.parameters()`` order (zeros where
-    the loss does not depend on it): what the backend-agreement tests compare."""
+    the loss does not depend on it, and for a frozen one such as the choice head's fixed identity
+    vectors): what the backend-agreement tests compare."""
     params = list(model.parameters())
-    gs = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
+    free = [p for p in params if p.requires_grad]
+    got = dict(zip(map(id, free), torch.autograd.grad(loss, free, allow_unused=True)))
+    return [torch.zeros_like(p) if got.get(id(p)) is None else got[id(p)] for p in params]
 
 
 class _NoEncoders:

@@ -88,11 +88,11 @@ class ModelConfig:
     taste_scale: float = 12.0  # q_i starts at this times the ALS item factors of the training ratings
     identity_dropout: float = 0.5  # share of item identities read as UNKNOWN in each training epoch
     choice_prior: bool = True  # rank catalogues by predicted rating + w * item choice prior (w chosen on validation)
-    choice_dim: int = 0        # k of the choice head (docs/algorithm.md, "The choice head"); 0: no choice head
+    choice_dim: int = 64       # k of the choice head (docs/algorithm.md, "The choice head"); 0: no choice head
     choice_alpha: float = 5.0  # confidence 1 + alpha of a chosen item in the choice head's fold-in and start
     choice_penalty: float = 50.0  # ridge penalty lambda of the choice head's fold-in and start
-    choice_identity: str = "trained"  # the choice head's identity vectors: trained from their start, or fixed at it
-    choice_content: str = "sum"  # an item's choice factors: identity + content vectors, or "either" one
+    choice_identity: str = "fixed"  # the choice head's identity vectors: trained from their start, or fixed at it
+    choice_content: str = "either"  # an item's choice factors: identity + content vectors, or "either" one
     # TaNP (docs/models.md, "TaNP"): the authors' published settings
     tanp_clusters: int = 10      # K cluster centres of the task memory
     tanp_alpha: float = 1.0      # degrees of freedom of the Student-t soft assignment
@@ -138,7 +138,7 @@ class ModelConfig:
 #: code before them (read by ``Config.from_recorded`` when a recorded config lacks the key).
 ADDED_KEYS: Dict[str, Dict[str, Any]] = {
     "model": {"item_bias": False, "identity_dropout": 0.0, "choice_prior": False, "taste_dim": 0, "taste_scale": 12.0,
-              "choice_dim": 0, "choice_content": "sum"},
+              "choice_dim": 0, "choice_content": "sum", "choice_identity": "trained"},
     "train": {"pair_loss": 0.0, "select_metric": "mae", "resample_queries": False, "pretrain_epochs": 0},
 }
 

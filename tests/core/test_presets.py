@@ -34,7 +34,7 @@ def test_mamo_paper_has_every_later_addition_off():
     paper, default = load_config("mamo-paper"), Config()
     m, t = paper.model, paper.train
     assert m.name == "mamo"
-    off = {"item_bias": False, "taste_dim": 0, "identity_dropout": 0.0, "choice_prior": False,
+    off = {"item_bias": False, "taste_dim": 0, "identity_dropout": 0.0, "choice_prior": False, "choice_dim": 0,
            "memory_update": "paper", "memory_init": "random", "temperature": 1.0}
     assert {k: getattr(m, k) for k in off} == off
     assert paper.data.item_id_feature is False

@@ -95,7 +95,8 @@ def test_without_the_prior_nothing_is_chosen():
 
 def test_recommend_orders_by_the_same_ranking_score_as_catalogue_ranking(recommend_run, tmp_path):
     _, cache, cfg = recommend_run
-    cfg = cfg.override("model", choice_prior=True, item_bias=True)
+    # the prior alone (no choice head): the weights are w's grid; the head's pair is the next test
+    cfg = cfg.override("model", choice_prior=True, item_bias=True, choice_dim=0)
     bundle = ml.load_data(cfg, cache_dir=cache, progress=False)
     ml.fit(bundle, cfg, model_name="mamo", out_dir=tmp_path, progress=False)
     run = ml.load_run(tmp_path / "best.pt", cache_dir=cache)

@@ -166,8 +166,9 @@ def test_single_user_path_equals_the_batched_evaluation_path(recommend_run, back
     (batched,) = r._predict([(r.catalog.user_row({"gender": "F"}), items, values, cand)])
     want = dict(zip(r.catalog.item_ids[cand], np.clip(batched, *r.rating_range)))   # _predict: unclipped
     np.testing.assert_allclose(single["score"], [want[i] for i in single["item_id"]], rtol=0, atol=1e-5)
-    prior = 0 if r.ranking is None else r.ranking.weight * r.ranking.prior[cand]
-    ranked = dict(zip(r.catalog.item_ids[cand], batched + prior))
+    # the ranking score: predicted + w * prior (+ v * the choice head's score when the run has one)
+    want_rank = batched if r.ranking is None else r.ranking.scores(batched, cand, r._choice(items, cand))
+    ranked = dict(zip(r.catalog.item_ids[cand], want_rank))
     np.testing.assert_allclose(single["rank_score"], [ranked[i] for i in single["item_id"]], rtol=0, atol=1e-5)
     assert r.recommend_records(ratings, user={"gender": "F"}, k=5) == [
         {"item_id": i, "title": t, "score": s, "rank_score": r}
@@ -233,8 +234,8 @@ def test_a_checkpoint_from_before_the_ranking_keys_loads_as_it_was_trained(recom
     from mamo_l2l.core.config import ADDED_KEYS, Config
 
     _, cache, cfg = recommend_run
-    cfg = cfg.override("model", item_bias=False, identity_dropout=0.0, choice_prior=False)
-    cfg = cfg.override("train", select_metric="mae")
+    cfg = cfg.override("model", **ADDED_KEYS["model"])   # trained as the code before those keys
+    cfg = cfg.override("train", **ADDED_KEYS["train"])
     bundle = ml.load_data(cfg, cache_dir=cache, progress=False)
     ml.fit(bundle, cfg, model_name="mamo", out_dir=tmp_path / "run", progress=False)
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")

@@ -55,6 +55,21 @@ class InnerLoop:
     first_order: bool
     #: weight of the pairwise ranking term in the training query loss (``train.pair_loss``)
     pair_weight: float = 0.0
+    #: largest L2 norm of one local step's gradient, per task over every adapted parameter
+    #: (``train.local_clip``; ``clip_step``); 0 = no clipping
+    clip: float = 0.0
+
+
+def clip_step(grads: List[Optional[torch.Tensor]], clip: float) -> List[Optional[torch.Tensor]]:
+    """One task's local-step gradients scaled by min(1, clip / ||g||), ||g|| the L2 norm over all of
+    them (None: a parameter the loss does not use, left None): the step keeps its direction and is
+    at most lr * clip long (docs/algorithm.md, "Local update"). Pure tensor ops, so it runs under
+    ``vmap`` and differentiates in second order; ``clip`` <= 0 returns ``grads`` unchanged."""
+    if clip <= 0:
+        return grads
+    norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None))
+    scale = (clip / norm.clamp(min=1e-12)).clamp(max=1.0)
+    return [None if g is None else g * scale for g in grads]
 
 
 #: ``Backend.adapt``: (learner, overrides, support_loss, inner, second_order) -> Adapted

@@ -34,6 +34,7 @@ from mamo_l2l.backends.base import (
     BatchOutcome,
     InnerLoop,
     adapt_task,
+    clip_step,
     task_step,
 )
 from mamo_l2l.data.batching import PaddedBatch
@@ -43,9 +44,12 @@ Params = Dict[str, torch.Tensor]
 
 def local_steps(loss: Callable[[Params], torch.Tensor], params: Params, inner: InnerLoop,
                 second_order: bool) -> Params:
-    """``inner.steps`` plain SGD steps on ``loss(params)``; gradients detached unless second order."""
+    """``inner.steps`` plain SGD steps on ``loss(params)``, each gradient clipped to ``inner.clip``
+    (``clip_step``); gradients detached unless second order."""
+    names = list(params)
     for _ in range(inner.steps):
         g = grad(loss)(params)
+        g = dict(zip(names, clip_step([g[n] for n in names], inner.clip)))
         params = {n: p - inner.lr * (g[n] if second_order else g[n].detach()) for n, p in params.items()}
     return params
 

@@ -6,11 +6,19 @@ from typing import Callable, Dict
 import torch
 from torch import nn
 
-from mamo_l2l.backends.base import Adapted, Backend, InnerLoop
+from mamo_l2l.backends.base import Adapted, Backend, InnerLoop, clip_step
 
 
-def _detach_all(grads):
-    return [None if g is None else g.detach() for g in grads]
+def _step_callback(clip: float, second_order: bool):
+    """higher's ``grad_callback``: each step's gradients clipped (``clip_step``), then detached in
+    first order; None when neither applies."""
+    if clip <= 0 and second_order:
+        return None
+
+    def callback(grads):
+        grads = clip_step(list(grads), clip)
+        return grads if second_order else [None if g is None else g.detach() for g in grads]
+    return callback
 
 
 class HigherBackend(Backend):
@@ -36,7 +44,7 @@ class HigherBackend(Backend):
         fmodel.update_params([s if s.requires_grad else s.detach().requires_grad_(True) for s in start])
         opt = torch.optim.SGD(learner.parameters(), lr=inner.lr)
         diffopt = higher.optim.get_diff_optim(opt, learner.parameters(), fmodel=fmodel, track_higher_grads=True)
-        callback = None if second_order else _detach_all
+        callback = _step_callback(inner.clip, second_order)
         for _ in range(inner.steps):
             diffopt.step(support_loss(fmodel), grad_callback=callback)
         return Adapted(fmodel, dict(zip(names, fmodel.fast_params)))

@@ -6,7 +6,7 @@ from typing import Callable, Dict
 import torch
 from torch import nn
 
-from mamo_l2l.backends.base import Adapted, Backend, InnerLoop
+from mamo_l2l.backends.base import Adapted, Backend, InnerLoop, clip_step
 from mamo_l2l.backends.compat import import_learn2learn
 
 
@@ -28,5 +28,17 @@ class L2LBackend(Backend):
             updates = [overrides[n] - p if n in overrides else None for n, p in clone.module.named_parameters()]
             self.l2l.utils.update_module(clone.module, updates=updates)
         for _ in range(inner.steps):
-            clone.adapt(support_loss(clone), first_order=not second_order)
+            if inner.clip > 0:
+                self._clipped_step(clone, support_loss(clone), inner, second_order)
+            else:
+                clone.adapt(support_loss(clone), first_order=not second_order)
         return Adapted(clone, dict(clone.module.named_parameters()))
+
+    def _clipped_step(self, clone, loss: torch.Tensor, inner: InnerLoop, second_order: bool) -> None:
+        """``clone.adapt`` with the gradient clipped first (``clip_step``): the gradient taken here,
+        then learn2learn's own ``maml_update`` (p <- p - lr * g, kept differentiable)."""
+        params = list(clone.module.parameters())
+        grads = torch.autograd.grad(loss, params, retain_graph=second_order, create_graph=second_order,
+                                    allow_unused=True)
+        grads = clip_step(list(grads), inner.clip)
+        self.l2l.algorithms.maml.maml_update(clone.module, inner.lr, grads)

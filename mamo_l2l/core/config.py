@@ -153,6 +153,7 @@ class TrainConfig:
     backend: str = "func"  # a name in backends.BACKENDS: func | l2l | higher (docs/backends.md)
     local_steps: int = 1
     local_lr: float = 0.01  # rho
+    local_clip: float = 0.0  # largest L2 norm of one local step's gradient per task (docs/algorithm.md); 0 = none
     outer_lr: float = 1e-3  # lambda
     outer_optimizer: str = "adam"  # adam | sgd
     first_order: bool = False
@@ -187,8 +188,8 @@ class TrainConfig:
             raise MamoError("config key train.pair_loss must be >= 0")
         if self.pretrain_epochs < 0:
             raise MamoError("config key train.pretrain_epochs must be >= 0")
-        if self.local_lr < 0 or self.outer_lr <= 0:
-            raise MamoError("config keys train.local_lr >= 0 and train.outer_lr > 0 are required")
+        if self.local_lr < 0 or self.outer_lr <= 0 or self.local_clip < 0:
+            raise MamoError("config keys train.local_lr >= 0, train.local_clip >= 0 and train.outer_lr > 0 are required")
 
 
 @dataclass

@@ -92,4 +92,5 @@ def check_finite(loss: torch.Tensor, params: Iterable[torch.nn.Parameter], epoch
     t = config.train
     raise MamoError(f"training diverged at epoch {epoch}, {unit} {batch}: {what}; last.pt still holds the "
                     f"last good epoch ({epoch - 1}). Try a lower train.outer_lr (now {t.outer_lr:g}) or "
-                    f"train.local_lr (now {t.local_lr:g}), or fewer train.local_steps (now {t.local_steps})")
+                    f"train.local_lr (now {t.local_lr:g}), fewer train.local_steps (now {t.local_steps}), or "
+                    f"clip the local steps with train.local_clip (now {t.local_clip:g}; docs/algorithm.md)")

@@ -73,7 +73,7 @@ class Run:
         t = self.config.train
         takes = getattr(self.algorithm, "adapts", True) and getattr(self.algorithm, "takes_local_steps", True)
         steps = t.local_steps if takes else 0
-        return InnerLoop(steps, t.local_lr, t.first_order, t.pair_loss)
+        return InnerLoop(steps, t.local_lr, t.first_order, t.pair_loss, t.local_clip)
 
 
 def load_data(config: Config, cache_dir=None, progress: bool = False) -> DataBundle:

@@ -77,3 +77,41 @@ def test_hand_worked_meta_gradient(backend, steps, second_order, grad, w_adapted
 def test_gradient_flows_through_the_start(backend):
     g, _ = _meta_grad(backend, 1, True, via_override=True)
     assert g == pytest.approx(2.85, abs=1e-5)
+
+
+def test_clip_step_bounds_the_norm_and_keeps_the_direction():
+    from mamo_l2l.backends.base import clip_step
+    g = [torch.tensor([3.0, 0.0]), None, torch.tensor([[0.0, 4.0]])]     # ||g|| = 5
+    out = clip_step(g, 1.0)
+    assert out[1] is None
+    assert torch.allclose(out[0], torch.tensor([0.6, 0.0])) and torch.allclose(out[2], torch.tensor([[0.0, 0.8]]))
+    assert clip_step(g, 10.0)[0] is not g[0] and torch.equal(clip_step(g, 10.0)[0], g[0])   # under the bound: unchanged
+    assert clip_step(g, 0.0) is g                                                          # 0 = off
+
+
+def _run_clipped(backend, model_name, first_order, clip):
+    data = synthetic.encoded()
+    batch = pad_tasks(synthetic.tasks(data), data)
+    torch.manual_seed(0)
+    model, algo = build_model(model_name, ModelConfig(), data, 3.0)
+    inner = InnerLoop(3, 0.05, first_order, clip=clip)
+    out = get_backend(backend).run_batch(model, algo, batch, inner, training=True)
+    return out, synthetic.grads(model, out.query_loss.mean())
+
+
+@pytest.mark.parametrize("model_name", ["mamo", "maml"])
+@pytest.mark.parametrize("first_order", [False, True])
+def test_the_three_backends_agree_with_clipped_local_steps(model_name, first_order):
+    """train.local_clip: l2l (its own gradient, then learn2learn's maml_update), higher (grad_callback)
+    and func (inside vmap) take the same clipped steps, and the clip really changes them."""
+    clip = 0.05
+    outs = {b: _run_clipped(b, model_name, first_order, clip) for b in ("func", "l2l", "higher")}
+    plain, _ = _run_clipped("func", model_name, first_order, 0.0)
+    a, ga = outs["func"]
+    assert (a.query_loss - plain.query_loss).abs().max() > 1e-4              # the bound bites on these tasks
+    for other in ("l2l", "higher"):
+        b, gb = outs[other]
+        assert torch.allclose(a.query_pred, b.query_pred, atol=1e-5)
+        assert torch.allclose(a.query_loss, b.query_loss, atol=1e-5)
+        for x, y in zip(ga, gb):
+            assert torch.allclose(x, y, atol=1e-5)

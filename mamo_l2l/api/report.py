@@ -181,10 +181,16 @@ def format_paired(paired: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def _missing(x) -> bool:
+    """NaN, or None: results.json writes NaN as null (``_json_safe``), so a table rendered again
+    from the file reads None where the comparison itself had NaN."""
+    return x is None or math.isnan(x)
+
+
 def _paired_cell(c: Dict[str, Any]) -> str:
-    if math.isnan(c["mean_diff"]):
+    if _missing(c["mean_diff"]):
         return "n/a"
-    if c["n"] < 2 or math.isnan(c["se"]):
+    if c["n"] < 2 or _missing(c["se"]):
         return f"{c['mean_diff']:+.4f}, {NEEDS_SEEDS}"
     return f"{c['mean_diff']:+.4f} ± {c['se']:.4f} {c['verdict']}"
 
@@ -215,9 +221,9 @@ def summary_text(results: Dict[str, Any]) -> str:
 def _fmt(stat: Optional[Dict[str, Any]], bold: bool = True) -> str:
     if stat is None:   # a metric the runs did not record (results made before it existed)
         return "-"
-    if math.isnan(stat["mean"]):
+    if _missing(stat["mean"]):
         return "n/a"
-    text = f"{stat['mean']:.4f}" + ("" if math.isnan(stat["std"]) else f" ± {stat['std']:.4f}")
+    text = f"{stat['mean']:.4f}" + ("" if _missing(stat["std"]) else f" ± {stat['std']:.4f}")
     return f"**{text}**" if bold and stat.get("best") else text
 
 

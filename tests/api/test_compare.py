@@ -233,3 +233,15 @@ def test_a_list_of_seeds_runs_exactly_those_seeds(tmp_path, ml100k_raw_dir):
     assert _run_metrics(tmp_path / "out", "item-mean", 4)["seed"] == 4
     bad, _ = synthetic.compare_fixture(tmp_path / "bad", ml100k_raw_dir, "item-mean", "--seeds", "five")
     assert bad.exit_code != 0 and "give a number N" in bad.output
+
+
+def test_the_tables_render_again_from_results_json(compared):
+    """scripts/results_tables.py renders docs' tables from a results.json, where a reference's
+    missing MAE is null, not NaN: the same markdown as compare's own results.md."""
+    from mamo_l2l.api.report import format_markdown
+    out, _, _ = compared
+    res = json.loads((out / "results.json").read_text())
+    assert res["results"]["ease"]["warm"]["mae"]["mean"] is None          # the case that must render
+    md = format_markdown(res)
+    assert "| ease | n/a |" in md
+    assert md.strip() in (out / "results.md").read_text()

@@ -189,7 +189,8 @@ class TrainConfig:
         if self.pretrain_epochs < 0:
             raise MamoError("config key train.pretrain_epochs must be >= 0")
         if self.local_lr < 0 or self.outer_lr <= 0 or self.local_clip < 0:
-            raise MamoError("config keys train.local_lr >= 0, train.local_clip >= 0 and train.outer_lr > 0 are required")
+            raise MamoError("config keys train.local_lr >= 0, train.local_clip >= 0 and train.outer_lr > 0 "
+                            "are required")
 
 
 @dataclass

@@ -63,7 +63,7 @@ class InnerLoop:
 def clip_step(grads: List[Optional[torch.Tensor]], clip: float) -> List[Optional[torch.Tensor]]:
     """One task's local-step gradients scaled by min(1, clip / ||g||), ||g|| the L2 norm over all of
     them (None: a parameter the loss does not use, left None): the step keeps its direction and is
-    at most lr * clip long (docs/algorithm.md, "Local update"). Pure tensor ops, so it runs under
+    at most lr * clip long (docs/algorithm.md, "Step clipping"). Pure tensor ops, so it runs under
     ``vmap`` and differentiates in second order; ``clip`` <= 0 returns ``grads`` unchanged."""
     if clip <= 0:
         return grads

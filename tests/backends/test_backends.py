@@ -10,12 +10,13 @@ from mamo_l2l.core.config import ModelConfig
 from mamo_l2l.data.batching import pad_tasks
 
 
-def _run(backend, model_name, first_order, steps):
+def _run(backend, model_name, first_order, steps, clip=0.0):
     data = synthetic.encoded()
     batch = pad_tasks(synthetic.tasks(data), data)
     torch.manual_seed(0)
     model, algo = build_model(model_name, ModelConfig(), data, 3.0)
-    out = get_backend(backend).run_batch(model, algo, batch, InnerLoop(steps, 0.05, first_order), training=True)
+    inner = InnerLoop(steps, 0.05, first_order, clip=clip)
+    out = get_backend(backend).run_batch(model, algo, batch, inner, training=True)
     return out, synthetic.grads(model, out.query_loss.mean())
 
 
@@ -89,24 +90,14 @@ def test_clip_step_bounds_the_norm_and_keeps_the_direction():
     assert clip_step(g, 0.0) is g                                                          # 0 = off
 
 
-def _run_clipped(backend, model_name, first_order, clip):
-    data = synthetic.encoded()
-    batch = pad_tasks(synthetic.tasks(data), data)
-    torch.manual_seed(0)
-    model, algo = build_model(model_name, ModelConfig(), data, 3.0)
-    inner = InnerLoop(3, 0.05, first_order, clip=clip)
-    out = get_backend(backend).run_batch(model, algo, batch, inner, training=True)
-    return out, synthetic.grads(model, out.query_loss.mean())
-
-
 @pytest.mark.parametrize("model_name", ["mamo", "maml"])
 @pytest.mark.parametrize("first_order", [False, True])
 def test_the_three_backends_agree_with_clipped_local_steps(model_name, first_order):
     """train.local_clip: l2l (its own gradient, then learn2learn's maml_update), higher (grad_callback)
     and func (inside vmap) take the same clipped steps, and the clip really changes them."""
     clip = 0.05
-    outs = {b: _run_clipped(b, model_name, first_order, clip) for b in ("func", "l2l", "higher")}
-    plain, _ = _run_clipped("func", model_name, first_order, 0.0)
+    outs = {b: _run(b, model_name, first_order, 3, clip) for b in ("func", "l2l", "higher")}
+    plain, _ = _run("func", model_name, first_order, 3)
     a, ga = outs["func"]
     assert (a.query_loss - plain.query_loss).abs().max() > 1e-4              # the bound bites on these tasks
     for other in ("l2l", "higher"):

@@ -13,7 +13,7 @@ order) therefore never changes a metric.
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -138,6 +138,65 @@ def catalogue_user_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant:
     return found / n_relevant, float(dcg / idcg), 1.0 - miss
 
 
+def _top_groups(vals: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(group start flags bool [B, k], last group's start int [B]) of rows of scores sorted
+    descending (-inf: none): _tie_groups' greedy grouping, row-wise (module doc)."""
+    start = np.zeros(vals.shape, dtype=bool)
+    thr = np.full(vals.shape[0], np.inf)
+    last = np.zeros(vals.shape[0], dtype=np.int64)
+    for j in range(vals.shape[1]):
+        v = vals[:, j]
+        s = np.isfinite(v) & (v < thr)   # -(-v + tol) == v - tol exactly: _tie_groups' boundary
+        start[:, j] = s
+        thr = np.where(s, v - TIE_TOLERANCE, thr)
+        last = np.where(s, j, last)
+    return start, last
+
+
+def catalogue_chunk_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray,
+                            k: int = CATALOGUE_K) -> np.ndarray:
+    """float64 [B, 3]: catalogue_user_metrics of every row of ``scores`` [B, C] (non-finite: not
+    rankable), ``relevant`` bool [B, C], ``n_relevant`` int [B] (each >= 1), computed row-wise at
+    once. Each position r of the top k holds the expected relevance r_g / n_g of its tie group g;
+    only the last group reaching the top k can extend beyond it, so its size and relevant count
+    are counted over the whole row."""
+    s = np.where(np.isfinite(scores), scores, -np.inf).astype(np.float64, copy=False)
+    b, c = s.shape
+    n_relevant = np.asarray(n_relevant, dtype=np.int64)
+    if np.any(n_relevant < 1):
+        raise ValueError("catalogue metrics need at least one relevant item")
+    kk = min(k, c)
+    if kk == 0:
+        return np.zeros((b, 3))
+    rows = np.arange(b)[:, None]
+    idx = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < c else np.broadcast_to(np.arange(c), (b, c))
+    idx = np.take_along_axis(idx, np.argsort(-s[rows, idx], axis=1, kind="stable"), axis=1)
+    vals, rel = s[rows, idx], relevant[rows, idx].astype(np.float64)
+    valid = np.isfinite(vals)
+    start, last = _top_groups(vals)
+    group = np.cumsum(start, axis=1)
+    same = (group[:, :, None] == group[:, None, :]) & valid[:, :, None] & valid[:, None, :]
+    size, hits = same.sum(2).astype(np.float64), (same * rel[:, None, :]).sum(2)
+    thr = vals[np.arange(b), last] - TIE_TOLERANCE
+    above = s >= thr[:, None]
+    n_last = above.sum(1) - last
+    r_last = (above & relevant).sum(1) - (rel * (np.arange(kk) < last[:, None])).sum(1)
+    in_last = valid & (group == group[np.arange(b), last][:, None])
+    size, hits = np.where(in_last, n_last[:, None], size), np.where(in_last, r_last[:, None], hits)
+    p = np.where(valid, hits / np.maximum(size, 1.0), 0.0)   # expected relevance per position
+    disc = _discounts(kk)
+    dcg, found = (p * disc).sum(1), p.sum(1)
+    slots = in_last.sum(1)
+    miss = np.ones(b)
+    for i in range(kk):   # P(no relevant of the last group in its slots) = prod (n - r - i) / (n - i)
+        on = i < slots
+        miss = np.where(on, miss * (n_last - r_last - i) / np.where(on, n_last - i, 1), miss)
+    early = (valid & ~in_last & (hits > 0)).any(1)            # a relevant item in a group inside the top k
+    miss = np.where(early | ~valid[:, 0], np.where(early, 0.0, 1.0), miss)
+    idcg = np.cumsum(_discounts(k))[np.minimum(n_relevant, k) - 1]
+    return np.stack([found / n_relevant, dcg / idcg, 1.0 - miss], axis=1)
+
+
 # ------------------------------------------------------------------ beyond accuracy
 def top_list(scores: np.ndarray, k: int = CATALOGUE_K) -> np.ndarray:
     """Positions of the (at most) k highest finite scores, by descending score, ties by position
@@ -148,6 +207,26 @@ def top_list(scores: np.ndarray, k: int = CATALOGUE_K) -> np.ndarray:
         kth = np.partition(scores[pos], pos.size - k)[pos.size - k]
         pos = pos[scores[pos] >= kth]
     return pos[np.lexsort((pos, -scores[pos]))][:k]
+
+
+def top_lists(scores: np.ndarray, k: int = CATALOGUE_K) -> List[np.ndarray]:
+    """top_list of every row of ``scores`` [B, C], at once."""
+    s = np.where(np.isfinite(scores), scores, -np.inf).astype(np.float64, copy=False)
+    b, c = s.shape
+    if min(k, c) == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(b)]
+    finite = np.isfinite(s)
+    if k < c:
+        kth = -np.partition(-s, k - 1, axis=1)[:, k - 1:k]
+        eq = (s == kth) & finite
+        need = k - (s > kth).sum(1, keepdims=True)
+        keep = (s > kth) | (eq & (np.cumsum(eq, axis=1) <= need))   # ties at the k-th by position
+        keep = np.where(np.isfinite(kth), keep, finite)
+    else:
+        keep = finite
+    r, col = np.nonzero(keep)
+    order = np.lexsort((col, -s[r, col], r))
+    return np.split(col[order].astype(np.int64), np.cumsum(keep.sum(1))[:-1])
 
 
 def popular_items(train_counts: np.ndarray, share: float = POPULAR_SHARE) -> np.ndarray:

@@ -164,3 +164,31 @@ def test_top_list_and_popular_items():
     assert top_list(s, 10).tolist() == [2, 3, 4, 0]
     counts = np.array([0, 5, 9, 5, 1, 1, 1, 1, 1, 1, 1, 1])   # 11 training items -> ceil(1.1) = 2 popular
     assert np.flatnonzero(popular_items(counts)).tolist() == [1, 2]
+
+
+# ------------------------------------------------------------------ row-wise at once (issue 21, Speed)
+@pytest.mark.parametrize("seed", range(6))
+def test_chunk_metrics_and_top_lists_equal_the_per_user_reference(seed):
+    from mamo_l2l.evaluation.metrics import (
+        TIE_TOLERANCE,
+        catalogue_chunk_metrics,
+        catalogue_user_metrics,
+        top_list,
+        top_lists,
+    )
+    rng = np.random.default_rng(seed)
+    b, c = 40, 30
+    scores = rng.integers(0, 6, (b, c)).astype(np.float64)           # many exact ties
+    scores += rng.choice([0.0, 0.4, 3.0], (b, c)) * TIE_TOLERANCE       # near ties, some chaining
+    scores[rng.random((b, c)) < 0.3] = -np.inf                          # known items
+    scores[0] = 1.0                                                     # one constant row
+    scores[1, 3:] = -np.inf                                             # fewer finite than k
+    scores[2] = -np.inf                                                 # nothing rankable
+    relevant = rng.random((b, c)) < 0.2
+    n_rel = relevant.sum(1) + rng.integers(1, 3, b)
+    for k in (1, 3, 10, 40):
+        got = catalogue_chunk_metrics(scores, relevant, n_rel, k)
+        want = [catalogue_user_metrics(s, r, int(n), k) for s, r, n in zip(scores, relevant, n_rel)]
+        np.testing.assert_allclose(got, np.asarray(want), rtol=0, atol=1e-12)
+        for row, lst in zip(scores, top_lists(scores, k)):
+            assert lst.tolist() == top_list(row, k).tolist()

@@ -10,6 +10,7 @@ from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import log
 from mamo_l2l.data.types import SCENARIOS
 from mamo_l2l.evaluation.catalogue import (
+    CatalogueTargets,
     UserItems,
     candidate_items,
     catalogue_metrics,
@@ -39,10 +40,12 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
     threshold = relevant_threshold(run.config.data.relevant_rating, data.rating_range)
     candidates = candidate_items(data, splits, run.config.data)
     rated, popular = UserItems(data), training_popular(splits, data)
+    targets = {s: CatalogueTargets(splits.test[s], candidates[s], threshold, rated) for s in scenarios}
     for s in scenarios:
         results[s]["catalogue"] = catalogue_metrics(run.model, run.algorithm, run.backend, splits.test[s],
                                                     candidates[s], data, run.inner, threshold, t.device,
-                                                    ranking=run.ranking, rated=rated, popular=popular)
+                                                    ranking=run.ranking, rated=rated, popular=popular,
+                                                    targets=targets[s])
         if progress:
             c = results[s]["catalogue"]
             log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
@@ -52,7 +55,8 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
     topn, als, choices = fit_references(splits, data, threshold, t.seed, prior)
     fitted = time.perf_counter()
     scorers = {**constant_scorers(splits, data), **topn}
-    for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios, scorers).items():
+    for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios, scorers,
+                                         targets).items():
         for s in scenarios:
             references.setdefault(name, {}).setdefault(s, {})["catalogue"] = per[s]
     for s, m in als_rating_metrics(als, splits, data, scenarios).items():

@@ -5,7 +5,8 @@ set, memories read and never written), score every candidate item, drop the item
 in the support set and every other item the user rated anywhere in the data set but not in the query (e.g. the
 ratings the ``max_ratings`` cap left out of a task: they are the user's own items, neither
 unknown nor non-relevant), and compare the top ``CATALOGUE_K`` with the query items rated at
-least ``relevant_rating`` (Recall, NDCG with binary gain, Hit; metrics.catalogue_user_metrics). A
+least ``relevant_rating`` (Recall, NDCG with binary gain, Hit; metrics.catalogue_user_metrics defines them for one user,
+metrics.catalogue_chunk_metrics computes them for a block of users at once). A
 user with no relevant query item is skipped. Candidates per scenario (``candidate_items``):
 - warm, user_cold: the items rated in the training tasks (the catalogue a model was trained on);
 - item_cold, user_item_cold: every new item of the item table (item state "new" under the
@@ -30,10 +31,10 @@ from mamo_l2l.data.types import EncodedDataset, Splits, Task
 from mamo_l2l.evaluation.metrics import (
     CATALOGUE_K,
     CATALOGUE_METRICS,
-    catalogue_user_metrics,
+    catalogue_chunk_metrics,
     list_metrics,
     popular_items,
-    top_list,
+    top_lists,
 )
 from mamo_l2l.evaluation.ranking import choice_scores, rank_scores, uses_choice
 from mamo_l2l.evaluation.references import reference_predictions
@@ -109,64 +110,145 @@ class UserItems:
         return self.items[self.indptr[user]:self.indptr[user + 1]]
 
 
+class CatalogueTargets:
+    """What users' candidate scores are compared with: per task, the candidate positions it
+    already knows (support items, and with ``rated`` (UserItems) every item the user rated outside
+    the query: not candidates) and its relevant query items (rating >= ``threshold``). Built once
+    for a list of tasks (flat arrays, no per-user loop), it serves any number of score matrices of
+    the same tasks (the ranking weights' grid, the references' grids, every scorer of a scenario);
+    ``block(a, b)`` takes the tasks a..b-1."""
+
+    def __init__(self, tasks: Sequence[Task], candidates: np.ndarray, threshold: float,
+                 rated: Optional[UserItems] = None):
+        self.n_candidates = len(candidates)
+        top = int(max(candidates.max(initial=-1), 0)) + 1
+        position = np.full(top, -1, dtype=np.int64)   # item index -> candidate position (-1: none)
+        position[candidates] = np.arange(len(candidates))
+        q_row, q_item, q_rating = _flat(tasks, "query_items", "query_ratings")
+        s_row, s_item, _ = _flat(tasks, "support_items", "support_ratings")
+        k_row, k_item = [s_row], [s_item]
+        if rated is not None and len(tasks):
+            users = np.asarray([t.user for t in tasks], dtype=np.int64)
+            lo, hi = rated.indptr[users], rated.indptr[users + 1]
+            o_row = np.repeat(np.arange(len(tasks)), hi - lo)
+            o_item = rated.items[np.repeat(lo - np.cumsum(np.r_[0, (hi - lo)[:-1]]), hi - lo) + np.arange(o_row.size)]
+            span = int(max(o_item.max(initial=0), q_item.max(initial=0))) + 1
+            outside = ~np.isin(o_row * span + o_item, q_row * span + q_item)   # own items not in the query
+            k_row.append(o_row[outside])
+            k_item.append(o_item[outside])
+        good = q_rating >= threshold
+        n_rel = np.bincount(q_row[good], minlength=len(tasks))
+        self.n_relevant = n_rel                                       # per task (0: skipped)
+        self.known = _on_candidates(position, np.concatenate(k_row), np.concatenate(k_item))
+        self.relevant = _on_candidates(position, q_row[good], q_item[good])
+
+    def block(self, a: int, b: int) -> "TargetBlock":
+        """The targets of tasks a..b-1 (rows of their score block): only tasks with a relevant
+        query item are kept (the others are skipped: nothing to find)."""
+        n_rel = self.n_relevant[a:b]
+        kept = np.flatnonzero(n_rel > 0)
+        row_of = np.full(len(n_rel), -1, dtype=np.int64)
+        row_of[kept] = np.arange(len(kept))
+        relevant = np.zeros((len(kept), self.n_candidates), dtype=bool)
+        r, c = _rows_in(self.relevant, a, b)
+        relevant[row_of[r - a], c] = True
+        return TargetBlock(kept, n_rel[kept], _rows_in(self.known, a, b, shift=a), relevant)
+
+
+class TargetBlock:
+    """CatalogueTargets.block: kept rows, their relevant counts, the known (row, position) pairs of
+    all rows and the relevant candidates bool [kept, C]."""
+
+    def __init__(self, kept: np.ndarray, n_relevant: np.ndarray, known: Tuple[np.ndarray, np.ndarray],
+                 relevant: np.ndarray):
+        self.kept, self.n_relevant, self.known, self.relevant = kept, n_relevant, known, relevant
+
+    def masked(self, scores: np.ndarray) -> np.ndarray:
+        """float64 [kept tasks, C]: ``scores`` [tasks, C] with the known items at -inf."""
+        out = np.array(scores, dtype=np.float64)
+        out[self.known] = -np.inf
+        return out[self.kept]
+
+
+def _flat(tasks: Sequence[Task], items: str, ratings: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(task row, item, rating) of every item of each task's ``items`` field, rows ascending."""
+    parts = [getattr(t, items) for t in tasks]
+    rows = np.repeat(np.arange(len(tasks)), [len(p) for p in parts])
+    if not parts:
+        return rows, np.zeros(0, dtype=np.int64), np.zeros(0)
+    return rows, np.concatenate(parts).astype(np.int64), np.concatenate([getattr(t, ratings) for t in tasks])
+
+
+def _on_candidates(position: np.ndarray, rows: np.ndarray, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(row, candidate position) of the pairs whose item is a candidate, rows ascending."""
+    inside = items < position.size
+    rows, p = rows[inside], position[items[inside]]
+    keep = p >= 0
+    order = np.argsort(rows[keep], kind="stable")
+    return rows[keep][order], p[keep][order]
+
+
+def _rows_in(pairs: Tuple[np.ndarray, np.ndarray], a: int, b: int, shift: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    rows, cols = pairs
+    lo, hi = np.searchsorted(rows, [a, b])
+    return rows[lo:hi] - shift, cols[lo:hi]
+
+
 class CatalogueAccumulator:
-    """Per-user catalogue metrics and top-K lists of one scenario. ``rated`` (UserItems): each
-    user's items outside the query are not candidates; without it only the support items are
-    left out. ``popular`` (bool [n_items], metrics.popular_items) adds the list metrics."""
+    """Per-user catalogue metrics and top-K lists of one scenario, a block of users at a time
+    (``add``: CatalogueTargets and their scores; ``add_tasks`` builds the targets). ``rated``
+    (UserItems): each user's items outside the query are not candidates; without it only the
+    support items are left out. ``popular`` (bool [n_items], metrics.popular_items) adds the list
+    metrics."""
 
     def __init__(self, candidates: np.ndarray, threshold: float, rated: Optional[UserItems] = None,
                  popular: Optional[np.ndarray] = None, seed: int = 0):
         self.candidates, self.threshold, self.rated = candidates, threshold, rated
         self.popular, self.seed = popular, seed
-        self.values: List[Tuple[float, float, float]] = []
+        self.values: List[np.ndarray] = []
         self.lists: List[np.ndarray] = []
-        top = int(max(candidates.max(initial=-1), 0)) + 1
-        self.position = np.full(top, -1, dtype=np.int64)   # item index -> candidate position (-1: none)
-        self.position[candidates] = np.arange(len(candidates))
 
-    def _positions(self, items: np.ndarray) -> np.ndarray:
-        items = items[items < self.position.size]
-        p = self.position[items]
-        return p[p >= 0]
+    def targets(self, tasks: Sequence[Task]) -> CatalogueTargets:
+        return CatalogueTargets(tasks, self.candidates, self.threshold, self.rated)
 
-    def add(self, task: Task, scores: np.ndarray) -> None:
-        relevant_items = task.query_items[task.query_ratings >= self.threshold]
-        if relevant_items.size == 0:
-            return   # nothing to find: skipped (docs/algorithm.md)
-        scores = scores.copy()
-        known = task.support_items
-        if self.rated is not None:
-            own = self.rated.of(task.user)
-            known = np.concatenate([known, own[~np.isin(own, task.query_items)]])
-        scores[self._positions(known)] = -np.inf   # already rated
-        relevant = np.zeros(len(self.candidates), dtype=bool)
-        relevant[self._positions(relevant_items)] = True
-        self.values.append(catalogue_user_metrics(scores, relevant, int(relevant_items.size), CATALOGUE_K))
+    def add(self, targets: "TargetBlock", scores: np.ndarray) -> None:
+        """Score a block: ``scores`` float [block tasks, len(candidates)] of the block's tasks."""
+        if not len(targets.kept):
+            return
+        s = targets.masked(scores)
+        self.values.append(catalogue_chunk_metrics(s, targets.relevant, targets.n_relevant, CATALOGUE_K))
         if self.popular is not None:
-            self.lists.append(self.candidates[top_list(scores, CATALOGUE_K)])
+            self.lists.extend(self.candidates[x] for x in top_lists(s, CATALOGUE_K))
+
+    def add_tasks(self, tasks: Sequence[Task], scores: np.ndarray) -> None:
+        self.add(self.targets(tasks).block(0, len(tasks)), scores)
 
     def result(self) -> Dict[str, float]:
-        v = np.asarray(self.values, dtype=np.float64).reshape(-1, 3)
+        v = np.concatenate(self.values) if self.values else np.zeros((0, 3))
         out = {m: (float(v[:, k].mean()) if len(v) else float("nan")) for k, m in enumerate(CATALOGUE_METRICS)}
         if self.popular is not None:
             out.update(list_metrics(self.lists, len(self.candidates), self.popular, self.seed))
-        out.update(users=len(self.values), candidates=int(len(self.candidates)), relevant_rating=self.threshold)
+        out.update(users=len(v), candidates=int(len(self.candidates)), relevant_rating=self.threshold)
         return out
 
 
 def catalogue_metrics(model, algorithm, backend, tasks, candidates, data, inner, threshold: float,
                       device: str = "cpu", ranking=None, rated: Optional[UserItems] = None,
-                      popular: Optional[np.ndarray] = None) -> Dict[str, float]:
+                      popular: Optional[np.ndarray] = None,
+                      targets: Optional[CatalogueTargets] = None) -> Dict[str, float]:
     """Recall/NDCG/Hit@K of one scenario's users over ``candidates``, plus ``users`` (scored users),
     ``candidates`` and ``relevant_rating`` (and the list metrics with ``popular``; ``rated``:
-    CatalogueAccumulator). Items are ordered by ``ranking.rank_scores`` (the run's ranking score:
-    predicted rating + w * choice prior (+ v * the choice head's score), or the predicted rating
-    alone when ``ranking`` is None), as ``recommend`` orders them."""
+    CatalogueAccumulator; ``targets``: the tasks' CatalogueTargets when already built). Items are
+    ordered by ``ranking.rank_scores`` (the run's ranking score: predicted rating + w * choice
+    prior (+ v * the choice head's score), or the predicted rating alone when ``ranking`` is None),
+    as ``recommend`` orders them."""
     acc = CatalogueAccumulator(candidates, threshold, rated, popular)
+    targets = acc.targets(tasks) if targets is None else targets
+    a = 0
     for chunk, scores in iter_scores(model, algorithm, backend, tasks, candidates, data, inner, device):
         choice = choice_scores(model, chunk, candidates, data, device) if uses_choice(ranking) else None
-        for t, s in zip(chunk, rank_scores(ranking, scores, candidates, choice)):
-            acc.add(t, s)
+        acc.add(targets.block(a, a + len(chunk)), rank_scores(ranking, scores, candidates, choice))
+        a += len(chunk)
     return acc.result()
 
 
@@ -189,22 +271,28 @@ def constant_scorers(splits: Splits, data: EncodedDataset) -> Dict[str, Callable
 
 def scorer_catalogue(scorer: Callable, tasks: Sequence[Task], candidates: np.ndarray, threshold: float,
                      rated: Optional[UserItems] = None, popular: Optional[np.ndarray] = None,
-                     chunk: int = 256) -> Dict[str, float]:
-    """The catalogue metrics of one scorer (constant_scorers, topn_references) on ``tasks``."""
+                     chunk: int = 256, targets: Optional[CatalogueTargets] = None) -> Dict[str, float]:
+    """The catalogue metrics of one scorer (constant_scorers, topn_references) on ``tasks``
+    (``targets``: their CatalogueTargets when already built)."""
     acc = CatalogueAccumulator(candidates, threshold, rated, popular)
+    targets = acc.targets(tasks) if targets is None else targets
     for a in range(0, len(tasks), chunk):
         part = list(tasks[a:a + chunk])
-        for t, s in zip(part, scorer(part, candidates)):
-            acc.add(t, s)
+        acc.add(targets.block(a, a + len(part)), scorer(part, candidates))
     return acc.result()
 
 
 def reference_catalogue(splits: Splits, data: EncodedDataset, candidates: Dict[str, np.ndarray],
-                        threshold: float, scenarios: Sequence[str], scorers: Optional[Dict[str, Callable]] = None
+                        threshold: float, scenarios: Sequence[str], scorers: Optional[Dict[str, Callable]] = None,
+                        targets: Optional[Dict[str, CatalogueTargets]] = None
                         ) -> Dict[str, Dict[str, Dict[str, float]]]:
     """{reference: {scenario: catalogue metrics}} of ``scorers`` (default: constant_scorers), with
-    the list metrics, each user's own non-query items left out (UserItems)."""
+    the list metrics, each user's own non-query items left out (UserItems); ``targets``: each
+    scenario's CatalogueTargets when already built."""
     scorers = constant_scorers(splits, data) if scorers is None else scorers
     rated, popular = UserItems(data), training_popular(splits, data)
-    return {name: {scen: scorer_catalogue(f, splits.test[scen], candidates[scen], threshold, rated, popular)
+    if targets is None:
+        targets = {s: CatalogueTargets(splits.test[s], candidates[s], threshold, rated) for s in scenarios}
+    return {name: {scen: scorer_catalogue(f, splits.test[scen], candidates[scen], threshold, rated, popular,
+                                          targets=targets[scen])
                    for scen in scenarios} for name, f in scorers.items()}

@@ -26,6 +26,7 @@ first grid entry. A scorer maps (tasks, candidate items) to float64 scores [len(
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -33,7 +34,7 @@ import torch
 
 from mamo_l2l.data.batching import rating_tasks, task_ratings
 from mamo_l2l.data.types import EncodedDataset, Splits, Task
-from mamo_l2l.evaluation.catalogue import UserItems, scorer_catalogue
+from mamo_l2l.evaluation.catalogue import CatalogueTargets, UserItems, scorer_catalogue
 from mamo_l2l.evaluation.metrics import scenario_metrics
 from mamo_l2l.evaluation.ranking import choice_prior
 
@@ -80,10 +81,19 @@ def knn_matrix(gram: torch.Tensor, k: int, shrink: float) -> torch.Tensor:
 
 
 def linear_scorer(matrix: torch.Tensor) -> Callable:
-    """scores = x_support @ matrix[:, candidates] (ease, item-knn)."""
+    """scores = x_support @ matrix[:, candidates] (ease, item-knn): the sum of the matrix rows of
+    each task's support items, over the candidate columns (gathered once per candidate list)."""
+    cache: Dict[str, Any] = {}
+
     def score(tasks, candidates):
-        x = binary_rows(tasks, matrix.shape[0])
-        return (x @ matrix[:, torch.from_numpy(np.asarray(candidates))]).double().numpy()
+        cand = np.asarray(candidates)
+        if cache.get("key") is not cand:
+            cache.update(key=cand, cols=matrix[:, torch.from_numpy(cand)])
+        rows = np.repeat(np.arange(len(tasks)), [len(t.support_items) for t in tasks])
+        items = np.concatenate([t.support_items for t in tasks]).astype(np.int64) if len(tasks) else rows
+        x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, items])), torch.ones(len(rows)),
+                                    (len(tasks), matrix.shape[0]), check_invariants=False)
+        return torch.sparse.mm(x, cache["cols"]).double().numpy()
     return score
 
 
@@ -121,20 +131,36 @@ def prior_scorer(prior: np.ndarray) -> Callable:
 
 
 # ------------------------------------------------------------------ explicit ALS with biases
-def _ridge_side(n_rows: int, rows: torch.Tensor, cols: torch.Tensor, target: torch.Tensor,
-                table: torch.Tensor, lam: float) -> torch.Tensor:
+class _Pattern:
+    """The (row, column) pairs of one side's ratings as a CSR matrix [n_rows, n_cols] of ones, built
+    once per fit (sorted by row, then column; each pair at most once); ``values`` puts a target
+    vector given in the pairs' original order into that order."""
+
+    def __init__(self, n_rows: int, n_cols: int, rows: torch.Tensor, cols: torch.Tensor, dtype=torch.float64):
+        self.order = torch.argsort(rows * n_cols + cols)
+        crow = torch.zeros(n_rows + 1, dtype=torch.long)
+        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n_rows), 0)
+        self.crow, self.col, self.size = crow, cols[self.order], (n_rows, n_cols)
+        self.ones = self.csr(torch.ones(len(rows), dtype=dtype))
+
+    def csr(self, sorted_values: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():   # torch's "CSR support is in beta" note, on every first use
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(self.crow, self.col, sorted_values, self.size, check_invariants=False)
+
+    def values(self, target: torch.Tensor) -> torch.Tensor:
+        return self.csr(target[self.order])
+
+
+def _ridge_side(pattern: _Pattern, target: torch.Tensor, table: torch.Tensor, lam: float) -> torch.Tensor:
     """Per row e: argmin_w sum_{ratings (e, c)} (target - o_c . w)^2 + lam |w|^2, with o_c = [1,
-    table_c] the augmented other-side vector (each (row, col) pair at most once). The normal
-    equations are two sparse-dense products: A = M (o o^T per column), b = T o."""
+    table_c] the augmented other-side vector (``pattern``: the rows' columns). The normal equations
+    are two sparse-dense products: A = M (o o^T per column), b = T o."""
     other = torch.cat([torch.ones(len(table), 1, dtype=table.dtype), table], 1)
     d = other.shape[1]
-    idx = torch.stack([rows, cols])
-    size = (n_rows, len(table))
-    m = torch.sparse_coo_tensor(idx, torch.ones(len(rows), dtype=table.dtype), size, check_invariants=False).coalesce()
-    t = torch.sparse_coo_tensor(idx, target.to(table.dtype), size, check_invariants=False).coalesce()
-    a = torch.sparse.mm(m, (other[:, :, None] * other[:, None, :]).reshape(len(table), d * d))
-    b = torch.sparse.mm(t, other)
-    a = a.reshape(n_rows, d, d) + lam * torch.eye(d, dtype=table.dtype)
+    a = pattern.ones @ (other[:, :, None] * other[:, None, :]).reshape(len(table), d * d)
+    b = pattern.values(target.to(table.dtype)) @ other
+    a = a.reshape(pattern.size[0], d, d) + lam * torch.eye(d, dtype=table.dtype)
     return torch.linalg.solve(a, b)
 
 
@@ -150,10 +176,11 @@ class ExplicitALS:
         gen = torch.Generator().manual_seed(seed)
         q = torch.randn(n_items, factors, generator=gen, dtype=torch.float64) * 0.1
         b_i = torch.zeros(n_items, dtype=torch.float64)
+        by_user, by_item = _Pattern(len(train), n_items, users, items_t), _Pattern(n_items, len(train), items_t, users)
         for _ in range(iters):
-            w_u = _ridge_side(len(train), users, items_t, r - self.mu - b_i[items_t], q, lam)
+            w_u = _ridge_side(by_user, r - self.mu - b_i[items_t], q, lam)
             b_u, p = w_u[:, 0], w_u[:, 1:]
-            w_i = _ridge_side(n_items, items_t, users, r - self.mu - b_u[users], p, lam)
+            w_i = _ridge_side(by_item, r - self.mu - b_u[users], p, lam)
             b_i, q = w_i[:, 0], w_i[:, 1:]
         trained = torch.zeros(n_items, dtype=torch.bool)
         trained[items_t] = True
@@ -165,7 +192,8 @@ class ExplicitALS:
         rows = torch.from_numpy(np.repeat(np.arange(len(tasks)), [len(t.support_items) for t in tasks]))
         items = torch.from_numpy(np.concatenate([t.support_items for t in tasks]).astype(np.int64))
         r = torch.from_numpy(np.concatenate([t.support_ratings for t in tasks]).astype(np.float64))
-        return _ridge_side(len(tasks), rows, items, r - self.mu - self.b_i[items], self.q, self.lam)
+        pattern = _Pattern(len(tasks), len(self.q), rows, items)
+        return _ridge_side(pattern, r - self.mu - self.b_i[items], self.q, self.lam)
 
     def predict(self, tasks: Sequence[Task], items: np.ndarray) -> np.ndarray:
         """Unclipped predicted ratings [len(tasks), len(items)]."""
@@ -192,7 +220,8 @@ class ExplicitALS:
 def _pick(valid: Sequence[Task], candidates: np.ndarray, threshold: float, rated: UserItems,
           options: Dict[str, Callable]) -> Tuple[str, Dict[str, float]]:
     """The option with the best validation Recall@10 (first on ties) and every option's Recall@10."""
-    table = {name: scorer_catalogue(f, valid, candidates, threshold, rated)["recall@10"]
+    targets = CatalogueTargets(valid, candidates, threshold, rated)   # once for every option
+    table = {name: scorer_catalogue(f, valid, candidates, threshold, rated, targets=targets)["recall@10"]
              for name, f in options.items()}
     best = max(table, key=lambda n: np.nan_to_num(table[n], nan=-1.0))
     return best, table

@@ -12,6 +12,7 @@ import numpy as np
 from mamo_l2l.data.identity import training_items
 from mamo_l2l.evaluation.catalogue import (
     CatalogueAccumulator,
+    CatalogueTargets,
     UserItems,
     catalogue_scores,
     relevant_threshold,
@@ -43,10 +44,10 @@ def select_ranking(run, weights=WEIGHTS, choice_weights=CHOICE_WEIGHTS) -> Tuple
     choice = choice_scores(run.model, valid, candidates, bundle.data, t.device)
     pairs = [(w, v) for v in (choice_weights if choice is not None else (0.0,)) for w in weights]
     table, rated = {}, UserItems(bundle.data)
+    targets = CatalogueTargets(valid, candidates, threshold, rated).block(0, len(valid))   # once for all pairs
     for w, v in pairs:
         acc = CatalogueAccumulator(candidates, threshold, rated)
-        for task, s in zip(valid, Ranking(w, prior, v).scores(raw, candidates, choice)):
-            acc.add(task, s)
+        acc.add(targets, Ranking(w, prior, v).scores(raw, candidates, choice))
         r = acc.result()
         table[weight_key(w, v)] = {"recall@10": r["recall@10"], "ndcg@10": r["ndcg@10"]}
     w, v = max(pairs, key=lambda p: (np.nan_to_num(table[weight_key(*p)]["recall@10"], nan=-1.0), -p[1], -p[0]))

@@ -129,9 +129,60 @@ def test_own_ratings_outside_the_task_are_not_candidates():
     candidates = np.arange(6)
     scores = np.array([9.0, 9.0, 1.0, 3.0, 2.0, 0.0])          # the user's own items 3, 4 above the query item
     plain = CatalogueAccumulator(candidates, 4.0)
-    plain.add(task, scores)
+    plain.add_tasks([task], scores[None])
     assert plain.result()["ndcg@10"] < 1.0
     acc = CatalogueAccumulator(candidates, 4.0, UserItems(data))
-    acc.add(task, scores)
+    acc.add_tasks([task], scores[None])
     r = acc.result()
     assert r["recall@10"] == 1.0 and r["ndcg@10"] == 1.0       # 3, 4 left out: the query item ranks first
+
+
+def _per_user_reference(tasks, scores, candidates, threshold, rated, popular):
+    """The metrics one user at a time (metrics.catalogue_user_metrics, top_list): what the block
+    computation must equal."""
+    from mamo_l2l.evaluation.metrics import catalogue_user_metrics, list_metrics, top_list
+    pos = {int(i): p for p, i in enumerate(candidates)}
+    values, lists = [], []
+    for t, s in zip(tasks, scores):
+        rel_items = t.query_items[t.query_ratings >= threshold]
+        if not rel_items.size:
+            continue
+        own = rated.of(t.user)
+        known = np.concatenate([t.support_items, own[~np.isin(own, t.query_items)]])
+        s = s.copy()
+        s[[pos[int(i)] for i in known if int(i) in pos]] = -np.inf
+        rel = np.zeros(len(candidates), dtype=bool)
+        rel[[pos[int(i)] for i in rel_items if int(i) in pos]] = True
+        values.append(catalogue_user_metrics(s, rel, int(rel_items.size)))
+        lists.append(candidates[top_list(s)])
+    return np.mean(values, axis=0), list_metrics(lists, len(candidates), popular)
+
+
+@pytest.mark.parametrize("block", [1, 7, 200])
+def test_block_metrics_equal_the_per_user_reference(block):
+    import dataclasses
+
+    from mamo_l2l.evaluation.catalogue import CatalogueAccumulator, UserItems
+    rng = np.random.default_rng(block)
+    n_items, n_users = 40, 30
+    ru = np.repeat(np.arange(n_users), 12)
+    ri = np.concatenate([rng.choice(n_items, 12, replace=False) for _ in range(n_users)])
+    data = dataclasses.replace(synthetic.encoded(n_items=n_items), rating_user=ru, rating_item=ri,
+                               rating=rng.integers(1, 6, ru.size).astype(np.float32))
+    tasks = []
+    for u in range(n_users):   # support 4, query 6 of the user's 12 (2 left out: the user's own items)
+        items = ri[ru == u]
+        tasks.append(Task(u, items[:4], data.rating[ru == u][:4], items[4:10], data.rating[ru == u][4:10]))
+    candidates = np.sort(rng.choice(n_items, 30, replace=False))       # some rated items are no candidates
+    scores = rng.integers(0, 4, (n_users, candidates.size)).astype(np.float64)   # many ties
+    popular = rng.random(n_items) < 0.2
+    rated = UserItems(data)
+    acc = CatalogueAccumulator(candidates, 4.0, rated, popular)
+    for a in range(0, n_users, block):
+        acc.add_tasks(tasks[a:a + block], scores[a:a + block])
+    got = acc.result()
+    want, lists = _per_user_reference(tasks, scores, candidates, 4.0, rated, popular)
+    assert 0 < got["users"] < n_users                                   # some users have no relevant item
+    np.testing.assert_allclose([got["recall@10"], got["ndcg@10"], got["hit@10"]], want, rtol=0, atol=1e-12)
+    for m, v in lists.items():
+        assert got[m] == pytest.approx(v, abs=1e-12)

@@ -55,8 +55,7 @@ def _manual_recall(run, ranking, tasks, candidates):
     threshold = relevant_threshold(None, run.bundle.data.rating_range)
     raw = catalogue_scores(run.model, run.algorithm, run.backend, tasks, candidates, run.bundle.data, run.inner)
     acc = CatalogueAccumulator(candidates, threshold)
-    for t, s in zip(tasks, raw + (0 if ranking is None else ranking.weight * ranking.prior[candidates])):
-        acc.add(t, s)
+    acc.add_tasks(tasks, raw + (0 if ranking is None else ranking.weight * ranking.prior[candidates]))
     return acc.result()
 
 

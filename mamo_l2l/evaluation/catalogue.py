@@ -213,9 +213,12 @@ class CatalogueAccumulator:
 
     def add(self, targets: "TargetBlock", scores: np.ndarray) -> None:
         """Score a block: ``scores`` float [block tasks, len(candidates)] of the block's tasks."""
+        self.add_masked(targets, targets.masked(scores))
+
+    def add_masked(self, targets: "TargetBlock", s: np.ndarray) -> None:
+        """``add`` of scores already masked (TargetBlock.masked: kept rows, known items at -inf)."""
         if not len(targets.kept):
             return
-        s = targets.masked(scores)
         self.values.append(catalogue_chunk_metrics(s, targets.relevant, targets.n_relevant, CATALOGUE_K))
         if self.popular is not None:
             self.lists.extend(self.candidates[x] for x in top_lists(s, CATALOGUE_K))

@@ -16,10 +16,13 @@ import math
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import torch
 
 NDCG_KS = (1, 3, 5)
 #: scores within this absolute distance of a tie group's top score are tied (module doc)
 TIE_TOLERANCE = 1e-5
+#: scores beyond the top k looked at for a tie group crossing position k (more: the whole row)
+TIE_WINDOW = 32
 CATALOGUE_K = 10
 CATALOGUE_METRICS = (f"recall@{CATALOGUE_K}", f"ndcg@{CATALOGUE_K}", f"hit@{CATALOGUE_K}")
 #: the beyond-accuracy metrics of the users' top-K lists (``list_metrics``)
@@ -153,6 +156,21 @@ def _top_groups(vals: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return start, last
 
 
+def _count_above(s: torch.Tensor, relevant: np.ndarray, w_vals: np.ndarray, w_rel: np.ndarray,
+                 thr: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Per row: how many scores, and how many relevant ones, are >= thr, counted in the top
+    window (``w_vals``/``w_rel``) and over the whole row where the window is too short."""
+    inside = w_vals >= thr[:, None]
+    n, r = inside.sum(1), (inside & w_rel).sum(1)
+    full = np.flatnonzero(inside[:, -1]) if w_vals.shape[1] < s.shape[1] else np.zeros(0, dtype=np.int64)
+    if full.size:
+        rows = torch.from_numpy(full)
+        above = s[rows] >= torch.from_numpy(thr[full])[:, None]
+        n[full] = above.sum(1).numpy()
+        r[full] = (above & torch.from_numpy(np.ascontiguousarray(relevant[full], dtype=bool))).sum(1).numpy()
+    return n, r
+
+
 def catalogue_chunk_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray,
                             k: int = CATALOGUE_K) -> np.ndarray:
     """float64 [B, 3]: catalogue_user_metrics of every row of ``scores`` [B, C] (non-finite: not
@@ -160,7 +178,9 @@ def catalogue_chunk_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant
     once. Each position r of the top k holds the expected relevance r_g / n_g of its tie group g;
     only the last group reaching the top k can extend beyond it, so its size and relevant count
     are counted over the whole row."""
-    s = np.where(np.isfinite(scores), scores, -np.inf).astype(np.float64, copy=False)
+    s = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float64))
+    if s.numel() and not torch.isfinite(s.max()):   # a NaN or +inf somewhere: not rankable (one copy)
+        s = torch.nan_to_num(s, nan=-math.inf, posinf=-math.inf, neginf=-math.inf)
     b, c = s.shape
     n_relevant = np.asarray(n_relevant, dtype=np.int64)
     if np.any(n_relevant < 1):
@@ -168,19 +188,21 @@ def catalogue_chunk_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant
     kk = min(k, c)
     if kk == 0:
         return np.zeros((b, 3))
-    rows = np.arange(b)[:, None]
-    idx = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < c else np.broadcast_to(np.arange(c), (b, c))
-    idx = np.take_along_axis(idx, np.argsort(-s[rows, idx], axis=1, kind="stable"), axis=1)
-    vals, rel = s[rows, idx], relevant[rows, idx].astype(np.float64)
+    # the top kk and a window beyond them, for the last tie group's size (descending; the order
+    # inside a tie group changes no metric)
+    top = torch.topk(s, min(c, kk + TIE_WINDOW), dim=1)
+    w_vals, w_idx = top.values.numpy(), top.indices.numpy()
+    w_rel = relevant[np.arange(b)[:, None], w_idx]
+    vals, rel = w_vals[:, :kk], w_rel[:, :kk].astype(np.float64)
     valid = np.isfinite(vals)
     start, last = _top_groups(vals)
     group = np.cumsum(start, axis=1)
     same = (group[:, :, None] == group[:, None, :]) & valid[:, :, None] & valid[:, None, :]
     size, hits = same.sum(2).astype(np.float64), (same * rel[:, None, :]).sum(2)
     thr = vals[np.arange(b), last] - TIE_TOLERANCE
-    above = s >= thr[:, None]
-    n_last = above.sum(1) - last
-    r_last = (above & relevant).sum(1) - (rel * (np.arange(kk) < last[:, None])).sum(1)
+    n_above, r_above = _count_above(s, relevant, w_vals, w_rel, thr)
+    n_last = n_above - last
+    r_last = r_above - (rel * (np.arange(kk) < last[:, None])).sum(1)
     in_last = valid & (group == group[np.arange(b), last][:, None])
     size, hits = np.where(in_last, n_last[:, None], size), np.where(in_last, r_last[:, None], hits)
     p = np.where(valid, hits / np.maximum(size, 1.0), 0.0)   # expected relevance per position

@@ -63,16 +63,18 @@ def als_item_factors(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, 
 IMPLICIT_ITERATIONS = 6
 
 
-def implicit_side(chosen: torch.Tensor, other: torch.Tensor, alpha: float, penalty: float) -> torch.Tensor:
+def implicit_side(chosen: torch.Tensor, other: torch.Tensor, alpha: float, penalty: float,
+                  gram: torch.Tensor = None) -> torch.Tensor:
     """One half-step of implicit ALS: per row e, argmin_w sum_c (1 + alpha x_ec) (x_ec - o_c . w)^2
     + penalty |w|^2 over every column c (x binary, ``chosen`` the sparse x [rows, cols]), i.e.
-    (O^T O + alpha O_e^T O_e + penalty I) w = (1 + alpha) O_e^T 1 (Hu et al. 2008)."""
+    (O^T O + alpha O_e^T O_e + penalty I) w = (1 + alpha) O_e^T 1 (Hu et al. 2008). ``gram``: O^T O
+    when it sums over more columns than ``chosen`` has (columns no row chose)."""
     k = other.shape[1]
     # contiguous rows: ``other`` comes out of linalg.solve column-major, and sparse.mm with the
     # non-contiguous product below took 25x longer (ML-1M: 12.5 s against 0.5 s per half-step)
     other = other.contiguous()
     outer = (other[:, :, None] * other[:, None, :]).reshape(len(other), k * k)
-    a = torch.sparse.mm(chosen, outer).reshape(-1, k, k) * alpha + other.T @ other
+    a = torch.sparse.mm(chosen, outer).reshape(-1, k, k) * alpha + (other.T @ other if gram is None else gram)
     a = a + penalty * torch.eye(k, dtype=other.dtype)
     return torch.linalg.solve(a, (1.0 + alpha) * torch.sparse.mm(chosen, other))
 
@@ -81,15 +83,23 @@ def implicit_item_factors(users: np.ndarray, items: np.ndarray, n_users: int, n_
                           alpha: float, penalty: float, seed: int,
                           iterations: int = IMPLICIT_ITERATIONS) -> np.ndarray:
     """Item factors [n_items, k] (float32) of implicit ALS on the binary matrix of who rated what
-    (``users``/``items``: one entry per training rating); items without a rating keep 0."""
+    (``users``/``items``: one entry per training rating); items without a rating keep 0.
+
+    Only the rated items' rows are solved (an unrated item's solve has a zero right-hand side:
+    its factors are exactly 0 after the first half-step); their random start still enters the
+    first users' half-step, through O^T O over every item (summed over all n_items rows, zeros
+    included, so that the sums are those of a solve over every item)."""
     idx = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)]), axis=1)
-    x = torch.sparse_coo_tensor(torch.from_numpy(idx), torch.ones(idx.shape[1]), (n_users, n_items),
-                                check_invariants=False).coalesce()
+    rated = np.unique(idx[1])
+    col = np.searchsorted(rated, idx[1])                      # rated items renumbered, order kept
+    x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([idx[0], col])), torch.ones(idx.shape[1]),
+                                (n_users, len(rated)), check_invariants=False).coalesce()
     xt = x.t().coalesce()
     gen = torch.Generator().manual_seed(int(seed) * 7919 + 0x1A1)
-    q = torch.randn(n_items, k, generator=gen) * 0.01
+    q_all = torch.randn(n_items, k, generator=gen) * 0.01
+    rows = torch.from_numpy(rated)
     for _ in range(iterations):
-        p = implicit_side(x, q, alpha, penalty)
-        q = implicit_side(xt, p, alpha, penalty)
-    q[torch.from_numpy(np.bincount(idx[1], minlength=n_items) == 0)] = 0.0
-    return q.numpy().astype(np.float32)
+        p = implicit_side(x, q_all[rows], alpha, penalty, gram=q_all.T @ q_all)
+        q_all = torch.zeros(n_items, k)
+        q_all[rows] = implicit_side(xt, p, alpha, penalty)
+    return q_all.numpy().astype(np.float32)

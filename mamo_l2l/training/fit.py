@@ -190,7 +190,7 @@ def _fit(bundle, config, model_name, out_dir, resume, progress, stop_after_epoch
     run.best_epoch = state["best_epoch"]
     run.history = state["history"]
     run.pretrain_history = state.get("pretrain", [])
-    run.timing = {"train_seconds": state["train_seconds"],
+    run.timing = {**run.timing, "train_seconds": state["train_seconds"],
                   "seconds_per_epoch": state["train_seconds"] / max(len(state["history"]), 1),
                   "train_tasks_per_s": state["train_tasks"] / max(state["train_seconds"], 1e-9)}
     if state.get("pretrain"):

@@ -5,6 +5,7 @@ a portable peak-memory measure. The epoch loop is in fit.py, the run pipeline in
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -111,7 +112,9 @@ def threads_for(config: Config) -> int:
 def build_run(bundle: DataBundle, config: Config, model_name: str, fresh: bool = True) -> Run:
     """A freshly initialised model (seeded by config.train.seed) and its backend. ``fresh``: also
     start the item bias and the taste factors from the training ratings; a caller that loads a
-    checkpoint's state over the model right away passes False (the ALS start takes seconds)."""
+    checkpoint's state over the model right away passes False (the ALS start takes seconds).
+    ``timing["start_seconds"]``: how long the model's start took (the ALS starts, mostly)."""
+    started = time.perf_counter()
     torch.set_num_threads(threads_for(config))
     torch.manual_seed(config.train.seed)
     model, algorithm = build_model(model_name, config.model, bundle.data, rating_mean(bundle.splits))
@@ -126,7 +129,9 @@ def build_run(bundle: DataBundle, config: Config, model_name: str, fresh: bool =
     if init_choice is not None:   # the catalogue always; implicit ALS only for a fresh start (models/choice.py)
         init_choice(bundle.splits.train, bundle.data.item_x, config.train.seed, factors=fresh)
     model.to(config.train.device)
-    return Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
+    run = Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
+    run.timing["start_seconds"] = time.perf_counter() - started
+    return run
 
 
 def check_device(device: str) -> None:

@@ -192,3 +192,20 @@ def test_chunk_metrics_and_top_lists_equal_the_per_user_reference(seed):
         np.testing.assert_allclose(got, np.asarray(want), rtol=0, atol=1e-12)
         for row, lst in zip(scores, top_lists(scores, k)):
             assert lst.tolist() == top_list(row, k).tolist()
+
+
+@pytest.mark.parametrize("levels", [3, 1000, 0])
+def test_chunk_metrics_with_ties_beyond_the_window(levels):
+    """Rows far longer than k + TIE_WINDOW: a tie group crossing position k that runs past the
+    window (few score levels) is counted over the whole row, as the per-user reference counts it."""
+    from mamo_l2l.evaluation.metrics import TIE_WINDOW, catalogue_chunk_metrics, catalogue_user_metrics
+    rng = np.random.default_rng(levels)
+    b, c = 25, 10 + TIE_WINDOW * 4
+    scores = rng.integers(0, levels, (b, c)).astype(np.float64) if levels else rng.random((b, c))
+    scores[rng.random((b, c)) < 0.1] = -np.inf
+    scores[3, 5] = np.nan                                              # not rankable, as -inf
+    relevant = rng.random((b, c)) < 0.1
+    n_rel = relevant.sum(1) + 1
+    got = catalogue_chunk_metrics(scores, relevant, n_rel, 10)
+    want = [catalogue_user_metrics(s, r, int(n), 10) for s, r, n in zip(scores, relevant, n_rel)]
+    np.testing.assert_allclose(got, np.asarray(want), rtol=0, atol=1e-12)

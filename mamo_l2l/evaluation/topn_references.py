@@ -94,6 +94,7 @@ def linear_scorer(matrix: torch.Tensor) -> Callable:
         x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, items])), torch.ones(len(rows)),
                                     (len(tasks), matrix.shape[0]), check_invariants=False)
         return torch.sparse.mm(x, cache["cols"]).double().numpy()
+    score.clear = cache.clear   # drop the gathered columns (``_pick``, between grid entries)
     return score
 
 
@@ -221,8 +222,10 @@ def _pick(valid: Sequence[Task], candidates: np.ndarray, threshold: float, rated
           options: Dict[str, Callable]) -> Tuple[str, Dict[str, float]]:
     """The option with the best validation Recall@10 (first on ties) and every option's Recall@10."""
     targets = CatalogueTargets(valid, candidates, threshold, rated)   # once for every option
-    table = {name: scorer_catalogue(f, valid, candidates, threshold, rated, targets=targets)["recall@10"]
-             for name, f in options.items()}
+    table = {}
+    for name, f in options.items():
+        table[name] = scorer_catalogue(f, valid, candidates, threshold, rated, targets=targets)["recall@10"]
+        getattr(f, "clear", lambda: None)()   # one grid entry's cached columns in memory at a time
     best = max(table, key=lambda n: np.nan_to_num(table[n], nan=-1.0))
     return best, table
 

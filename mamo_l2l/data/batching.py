@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -130,6 +130,17 @@ def rating_tasks(tasks: Sequence[Task]) -> np.ndarray:
     (int64): e.g. ``np.array([t.user for t in tasks])[rating_tasks(tasks)]`` is each rating's user."""
     sizes = [len(t.support_items) + len(t.query_items) for t in tasks]
     return np.repeat(np.arange(len(tasks), dtype=np.int64), sizes)
+
+
+def part_ratings(tasks: Sequence[Task], part: str = "support") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(task index int64, item index int64, rating float64) of every rating in one part
+    (``support`` or ``query``) of each task, task by task (task indices ascending)."""
+    items = [getattr(t, f"{part}_items") for t in tasks]
+    rows = np.repeat(np.arange(len(tasks), dtype=np.int64), [len(i) for i in items])
+    if not tasks:
+        return rows, np.zeros(0, np.int64), np.zeros(0, np.float64)
+    ratings = np.concatenate([getattr(t, f"{part}_ratings") for t in tasks])
+    return rows, np.concatenate(items).astype(np.int64), ratings.astype(np.float64)
 
 
 def user_rows(tasks: Sequence[Task], data: EncodedDataset) -> torch.Tensor:

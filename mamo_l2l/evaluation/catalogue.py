@@ -24,7 +24,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from mamo_l2l.data.batching import pad_tasks, task_ratings
+from mamo_l2l.data.batching import pad_tasks, part_ratings, task_ratings
 from mamo_l2l.data.identity import training_items
 from mamo_l2l.data.protocol import item_is_new
 from mamo_l2l.data.types import EncodedDataset, Splits, Task
@@ -124,8 +124,8 @@ class CatalogueTargets:
         top = int(max(candidates.max(initial=-1), 0)) + 1
         position = np.full(top, -1, dtype=np.int64)   # item index -> candidate position (-1: none)
         position[candidates] = np.arange(len(candidates))
-        q_row, q_item, q_rating = _flat(tasks, "query_items", "query_ratings")
-        s_row, s_item, _ = _flat(tasks, "support_items", "support_ratings")
+        q_row, q_item, q_rating = part_ratings(tasks, "query")
+        s_row, s_item, _ = part_ratings(tasks, "support")
         k_row, k_item = [s_row], [s_item]
         if rated is not None and len(tasks):
             users = np.asarray([t.user for t in tasks], dtype=np.int64)
@@ -168,15 +168,6 @@ class TargetBlock:
         out = np.array(scores, dtype=np.float64)
         out[self.known] = -np.inf
         return out[self.kept]
-
-
-def _flat(tasks: Sequence[Task], items: str, ratings: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(task row, item, rating) of every item of each task's ``items`` field, rows ascending."""
-    parts = [getattr(t, items) for t in tasks]
-    rows = np.repeat(np.arange(len(tasks)), [len(p) for p in parts])
-    if not parts:
-        return rows, np.zeros(0, dtype=np.int64), np.zeros(0)
-    return rows, np.concatenate(parts).astype(np.int64), np.concatenate([getattr(t, ratings) for t in tasks])
 
 
 def _on_candidates(position: np.ndarray, rows: np.ndarray, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

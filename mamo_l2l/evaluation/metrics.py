@@ -104,7 +104,8 @@ def scenario_metrics(preds: Sequence[np.ndarray], trues: Sequence[np.ndarray]) -
 def catalogue_user_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant: int,
                            k: int = CATALOGUE_K) -> Tuple[float, float, float]:
     """(Recall@k, NDCG@k, Hit@k) of one user's ranking of a candidate list, each the exact
-    expectation over random orders of tied scores.
+    expectation over random orders of tied scores. The definition, one user at a time:
+    ``catalogue_chunk_metrics`` computes it for a block of users and is tested against it.
 
     scores: float [C] candidate scores (-inf = not rankable, e.g. a support item);
     relevant: bool [C]; n_relevant: the user's relevant items in all (>= relevant.sum(): a relevant
@@ -222,7 +223,8 @@ def catalogue_chunk_metrics(scores: np.ndarray, relevant: np.ndarray, n_relevant
 # ------------------------------------------------------------------ beyond accuracy
 def top_list(scores: np.ndarray, k: int = CATALOGUE_K) -> np.ndarray:
     """Positions of the (at most) k highest finite scores, by descending score, ties by position
-    (a deterministic list: what a user would be shown)."""
+    (a deterministic list: what a user would be shown). The definition for one row: ``top_lists``
+    computes it for a block and is tested against it."""
     scores = np.asarray(scores, dtype=np.float64)
     pos = np.flatnonzero(np.isfinite(scores))
     if pos.size > k:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from mamo_l2l.data.batching import rating_tasks, task_ratings
+from mamo_l2l.data.batching import part_ratings, rating_tasks, task_ratings
 from mamo_l2l.data.types import EncodedDataset, Splits, Task
 from mamo_l2l.evaluation.catalogue import CatalogueTargets, UserItems, scorer_catalogue
 from mamo_l2l.evaluation.metrics import scenario_metrics
@@ -89,8 +89,7 @@ def linear_scorer(matrix: torch.Tensor) -> Callable:
         cand = np.asarray(candidates)
         if cache.get("key") is not cand:
             cache.update(key=cand, cols=matrix[:, torch.from_numpy(cand)])
-        rows = np.repeat(np.arange(len(tasks)), [len(t.support_items) for t in tasks])
-        items = np.concatenate([t.support_items for t in tasks]).astype(np.int64) if len(tasks) else rows
+        rows, items, _ = part_ratings(tasks, "support")
         x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, items])), torch.ones(len(rows)),
                                     (len(tasks), matrix.shape[0]), check_invariants=False)
         return torch.sparse.mm(x, cache["cols"]).double().numpy()
@@ -190,9 +189,7 @@ class ExplicitALS:
 
     def fold_in(self, tasks: Sequence[Task]) -> torch.Tensor:
         """[len(tasks), f + 1]: each task's (b_u, p_u) solved from its support ratings."""
-        rows = torch.from_numpy(np.repeat(np.arange(len(tasks)), [len(t.support_items) for t in tasks]))
-        items = torch.from_numpy(np.concatenate([t.support_items for t in tasks]).astype(np.int64))
-        r = torch.from_numpy(np.concatenate([t.support_ratings for t in tasks]).astype(np.float64))
+        rows, items, r = (torch.from_numpy(a) for a in part_ratings(tasks, "support"))
         pattern = _Pattern(len(tasks), len(self.q), rows, items)
         return _ridge_side(pattern, r - self.mu - self.b_i[items], self.q, self.lam)
 

@@ -109,6 +109,13 @@ class UserItems:
     def of(self, user: int) -> np.ndarray:
         return self.items[self.indptr[user]:self.indptr[user + 1]]
 
+    def pairs(self, users: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(row, item) of every rated item of each of ``users`` (row j: users[j]), rows ascending."""
+        lo, hi = self.indptr[users], self.indptr[users + 1]
+        rows = np.repeat(np.arange(len(users)), hi - lo)
+        starts = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo)   # lo of each pair's row, less its offset
+        return rows, self.items[starts + np.arange(rows.size)]
+
 
 class CatalogueTargets:
     """What users' candidate scores are compared with: per task, the candidate positions it
@@ -128,10 +135,7 @@ class CatalogueTargets:
         s_row, s_item, _ = part_ratings(tasks, "support")
         k_row, k_item = [s_row], [s_item]
         if rated is not None and len(tasks):
-            users = np.asarray([t.user for t in tasks], dtype=np.int64)
-            lo, hi = rated.indptr[users], rated.indptr[users + 1]
-            o_row = np.repeat(np.arange(len(tasks)), hi - lo)
-            o_item = rated.items[np.repeat(lo - np.cumsum(np.r_[0, (hi - lo)[:-1]]), hi - lo) + np.arange(o_row.size)]
+            o_row, o_item = rated.pairs(np.asarray([t.user for t in tasks], dtype=np.int64))
             span = int(max(o_item.max(initial=0), q_item.max(initial=0))) + 1
             outside = ~np.isin(o_row * span + o_item, q_row * span + q_item)   # own items not in the query
             k_row.append(o_row[outside])

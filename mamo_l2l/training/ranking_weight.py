@@ -49,7 +49,7 @@ def select_ranking(run, weights=WEIGHTS, choice_weights=CHOICE_WEIGHTS) -> Tuple
     raw = block.masked(raw)   # known items at -inf once: w c_i + v s_ui (finite) keeps them there
     choice = None if choice is None else choice[block.kept]
     for w, v in pairs:
-        acc = CatalogueAccumulator(candidates, threshold, rated)
+        acc = CatalogueAccumulator(candidates, threshold)   # the block already leaves out what is rated
         acc.add_masked(block, Ranking(w, prior, v).scores(raw, candidates, choice))
         r = acc.result()
         table[weight_key(w, v)] = {"recall@10": r["recall@10"], "ndcg@10": r["ndcg@10"]}

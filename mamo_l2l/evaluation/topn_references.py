@@ -8,13 +8,15 @@ same catalogue code (catalogue.scorer_catalogue) on the same users as the models
 - ``item-knn``: cosine item-item similarity S_ij = (X^T X)_ij / (|x_i| |x_j| + shrink), diagonal
   0, only each item's ``k`` most similar items kept (column-wise); scores = x_support S. (k, shrink):
   ``KNN_GRID``.
+- Both model the items of ``vocabulary`` (at most ``MAX_VOCABULARY``, the most-rated training
+  items); a candidate outside it scores ``UNMODELLED``.
 - ``als``: explicit ALS with biases, r_ui = mu + b_u + b_i + p_u . q_i, alternating ridge solves
   (penalty lambda on b and p / q) over the training ratings, ``ALS_ITERS`` sweeps; a test user's
   (b_u, p_u) is solved from the support ratings with the items fixed; an item without training
   ratings has b_i = 0, q_i = 0. Its predicted ratings serve MAE/RMSE/nDCG@k on the query and the
   catalogue. (factors, lambda): ``ALS_GRID``, chosen on the validation users' MAE.
 - ``content-knn``: F the items' one-hot feature rows (every non-identity field; ``idf`` weighting:
-  each value weighted by log(n_items / items with the value)), rows L2-normalised; a user's scores
+  each value weighted by log(n_items / items with the value)), rows L2-normalised, kept sparse; a user's scores
   = sum over the liked support items j (rating >= the relevant rating; all support items when
   none is) of cos(F_c, F_j). Weighting: ``CONTENT_WEIGHTINGS``.
 - ``choice-prior``: the choice prior c_i alone (ranking.choice_prior), no hyperparameter.
@@ -44,18 +46,38 @@ ALS_GRID = ((16, 3.0), (16, 8.0), (16, 20.0), (32, 8.0))
 ALS_ITERS = 8
 CONTENT_WEIGHTINGS = ("binary", "idf")
 TOPN_REFERENCES = ("ease", "item-knn", "als", "content-knn", "choice-prior")
+MAX_VOCABULARY = 10_000   # ease / item-knn: most items in their dense item x item matrices (``vocabulary``)
+UNMODELLED = -1e30        # the score of a candidate outside that vocabulary
 
 
 # ------------------------------------------------------------------ matrices
-def binary_rows(tasks: Sequence[Task], n_items: int, support_only: bool = True) -> torch.Tensor:
-    """float32 [len(tasks), n_items]: 1 on each task's support items (and query items unless
-    ``support_only``)."""
-    x = torch.zeros(len(tasks), n_items)
-    for r, t in enumerate(tasks):
-        x[r, torch.from_numpy(t.support_items)] = 1.0
-        if not support_only:
-            x[r, torch.from_numpy(t.query_items)] = 1.0
-    return x
+def vocabulary(train: Sequence[Task], n_items: int, max_items: int = MAX_VOCABULARY) -> np.ndarray:
+    """The items ``ease`` and ``item-knn`` model, sorted: the training items with at least m
+    training ratings, m the smallest count for which at most ``max_items`` items qualify (every
+    training item when they all fit). Their item x item matrices are dense, so this bounds them."""
+    counts = np.bincount(task_ratings(train)[0], minlength=n_items)
+    m = 1
+    while np.count_nonzero(counts >= m) > max_items:
+        m += 1
+    return np.flatnonzero(counts >= m)
+
+
+def _positions(vocab: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Each item's position in the sorted ``vocab`` (-1: not in it)."""
+    if not len(vocab):
+        return np.full(len(items), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(vocab, items), len(vocab) - 1)
+    return np.where(vocab[pos] == items, pos, -1)
+
+
+def training_gram(train: Sequence[Task], vocab: np.ndarray) -> torch.Tensor:
+    """X^T X (float64 [len(vocab)]^2): X the binary training-tasks x ``vocab`` matrix of every
+    training rating, support and query."""
+    rows = np.concatenate([part_ratings(train, part)[0] for part in ("support", "query")])
+    pos = _positions(vocab, np.concatenate([part_ratings(train, part)[1] for part in ("support", "query")]))
+    x = torch.zeros(len(train), len(vocab), dtype=torch.float64)
+    x[torch.from_numpy(rows[pos >= 0]), torch.from_numpy(pos[pos >= 0])] = 1.0
+    return x.T @ x
 
 
 def ease_matrix(gram: torch.Tensor, lam: float) -> torch.Tensor:
@@ -80,49 +102,97 @@ def knn_matrix(gram: torch.Tensor, k: int, shrink: float) -> torch.Tensor:
     return s
 
 
-def linear_scorer(matrix: torch.Tensor) -> Callable:
-    """scores = x_support @ matrix[:, candidates] (ease, item-knn): the sum of the matrix rows of
-    each task's support items, over the candidate columns (gathered once per candidate list)."""
+def linear_scorer(matrix: torch.Tensor, vocab: np.ndarray) -> Callable:
+    """scores = x_support @ matrix[:, candidates] (ease, item-knn; ``matrix`` over the sorted
+    ``vocab``): the sum of the matrix rows of each task's support items in the vocabulary, over the
+    candidate columns (gathered once per candidate list); a candidate outside the vocabulary scores
+    ``UNMODELLED`` (below every modelled item, above the user's known items)."""
     cache: Dict[str, Any] = {}
 
     def score(tasks, candidates):
         cand = np.asarray(candidates)
         if cache.get("key") is not cand:
-            cache.update(key=cand, cols=matrix[:, torch.from_numpy(cand)])
+            pos = _positions(vocab, cand)
+            inside = np.flatnonzero(pos >= 0)
+            cache.update(key=cand, inside=inside, cols=matrix[:, torch.from_numpy(pos[inside])])
         rows, items, _ = part_ratings(tasks, "support")
-        x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, items])), torch.ones(len(rows)),
-                                    (len(tasks), matrix.shape[0]), check_invariants=False)
-        return torch.sparse.mm(x, cache["cols"]).double().numpy()
+        pos = _positions(vocab, items)
+        keep = pos >= 0
+        x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows[keep], pos[keep]])), torch.ones(int(keep.sum())),
+                                    (len(tasks), len(vocab)), check_invariants=False)
+        out = np.full((len(tasks), len(cand)), UNMODELLED)
+        out[:, cache["inside"]] = torch.sparse.mm(x, cache["cols"]).double().numpy()
+        return out
     score.clear = cache.clear   # drop the gathered columns (``_pick``, between grid entries)
     return score
 
 
 # ------------------------------------------------------------------ content
-def feature_matrix(data: EncodedDataset, weighting: str) -> torch.Tensor:
-    """L2-normalised one-hot rows [n_items, values] of the non-identity fields (PAD dropped)."""
-    fields = [f for f in data.item_layout if not f.identity]
-    n = len(data.item_ids)
-    offsets = np.cumsum([0] + [f.vocab_size for f in fields])
-    f_mat = torch.zeros(n, max(int(offsets[-1]), 1), dtype=torch.float64)
-    for off, f in zip(offsets, fields):
-        codes = torch.from_numpy(np.asarray(data.item_x[:, f.start:f.stop], dtype=np.int64))
-        rows = torch.arange(n)[:, None].expand_as(codes)
-        keep = codes > 0
-        f_mat[rows[keep], (codes[keep] + int(off))] = 1.0
-    if weighting == "idf":
-        df = f_mat.sum(0)
-        f_mat = f_mat * torch.where(df > 0, torch.log(n / df.clamp(min=1.0)), torch.zeros_like(df))[None, :]
-    return (f_mat / f_mat.norm(dim=1, keepdim=True).clamp(min=1e-12)).float()
+class FeatureRows:
+    """The items' L2-normalised one-hot feature rows [n_items, values] over the non-identity fields
+    (PAD left out), kept sparse as CSR arrays (a catalogue's authors and publishers are too many
+    values for a dense matrix)."""
+
+    def __init__(self, data: EncodedDataset, weighting: str):
+        fields = [f for f in data.item_layout if not f.identity]
+        n = len(data.item_ids)
+        offsets = np.cumsum([0] + [f.vocab_size for f in fields])
+        self.n_values = max(int(offsets[-1]), 1)
+        codes = [np.asarray(data.item_x[:, f.start:f.stop], dtype=np.int64) for f in fields]
+        rows = np.concatenate([np.repeat(np.arange(n), c.shape[1]) for c in codes] or [np.zeros(0, np.int64)])
+        cols = np.concatenate([(c + off).ravel() for c, off in zip(codes, offsets)] or [np.zeros(0, np.int64)])
+        keep = np.concatenate([(c > 0).ravel() for c in codes] or [np.zeros(0, bool)])
+        key = np.unique(rows[keep] * self.n_values + cols[keep])   # sorted by row, then value; each once
+        rows, cols = key // self.n_values, key % self.n_values
+        vals = np.ones(len(key))
+        if weighting == "idf":
+            df = np.bincount(cols, minlength=self.n_values)
+            vals = np.log(n / np.maximum(df[cols], 1))
+        norm = np.sqrt(np.bincount(rows, weights=vals ** 2, minlength=n))
+        self.values = (vals / np.maximum(norm[rows], 1e-12)).astype(np.float32)
+        self.cols = cols
+        self.indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))]
+
+    def entries(self, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(j, value index, value) of every entry of the rows ``items`` (j: position in ``items``)."""
+        lo, hi = self.indptr[items], self.indptr[items + 1]
+        j = np.repeat(np.arange(len(items)), hi - lo)
+        at = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo) + np.arange(j.size)
+        return j, self.cols[at], self.values[at]
+
+    def sums(self, rows: np.ndarray, items: np.ndarray, n_rows: int) -> torch.Tensor:
+        """Dense float32 [n_rows, values]: row r = the sum of the feature rows of the items paired with r."""
+        j, col, val = self.entries(items)
+        out = torch.zeros(n_rows * self.n_values)
+        out.index_put_((torch.from_numpy(rows[j] * self.n_values + col),), torch.from_numpy(val), accumulate=True)
+        return out.reshape(n_rows, self.n_values)
+
+    def matrix(self, items: np.ndarray) -> torch.Tensor:
+        """Sparse CSR float32 [len(items), values] of the rows ``items``."""
+        j, col, val = self.entries(items)
+        crow = np.r_[0, np.cumsum(np.bincount(j, minlength=len(items)))]
+        with warnings.catch_warnings():   # torch's "CSR support is in beta" note
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(col), torch.from_numpy(val),
+                                           (len(items), self.n_values), check_invariants=False)
 
 
-def content_scorer(features: torch.Tensor, threshold: float) -> Callable:
+def content_scorer(features: FeatureRows, threshold: float) -> Callable:
+    """scores(c) = F_c . (sum of the liked support items' rows), the liked items' rows summed per
+    task and the candidate rows gathered once per candidate list."""
+    cache: Dict[str, Any] = {}
+
     def score(tasks, candidates):
-        liked = torch.zeros(len(tasks), features.shape[0])
-        for r, t in enumerate(tasks):
-            good = t.support_items[t.support_ratings >= threshold]
-            liked[r, torch.from_numpy(good if good.size else t.support_items)] = 1.0
-        cand = features[torch.from_numpy(np.asarray(candidates))]
-        return ((liked @ features) @ cand.T).double().numpy()
+        cand = np.asarray(candidates)
+        if cache.get("key") is not cand:
+            cache.update(key=cand, rows=features.matrix(cand.astype(np.int64)))
+        rows, items, ratings = part_ratings(tasks, "support")
+        liked = ratings >= threshold
+        some = np.bincount(rows[liked], minlength=len(tasks)) > 0
+        keep = liked | ~some[rows]   # nothing liked: every support item counts
+        profile = features.sums(rows[keep], items[keep], len(tasks))
+        return torch.sparse.mm(cache["rows"], profile.T).T.double().numpy()
+    score.clear = cache.clear
     return score
 
 
@@ -171,21 +241,22 @@ class ExplicitALS:
                  iters: int = ALS_ITERS):
         items, ratings = task_ratings(train)
         users = torch.from_numpy(rating_tasks(train))
-        items_t, r = torch.from_numpy(items), torch.from_numpy(ratings)
+        trained, at = np.unique(items, return_inverse=True)   # the sweeps run over the rated items only
+        items_t, r = torch.from_numpy(at.astype(np.int64)), torch.from_numpy(ratings)
         self.mu, self.lam = float(r.mean()) if len(r) else 0.0, lam
         gen = torch.Generator().manual_seed(seed)
-        q = torch.randn(n_items, factors, generator=gen, dtype=torch.float64) * 0.1
-        b_i = torch.zeros(n_items, dtype=torch.float64)
-        by_user, by_item = _Pattern(len(train), n_items, users, items_t), _Pattern(n_items, len(train), items_t, users)
+        q = (torch.randn(n_items, factors, generator=gen, dtype=torch.float64) * 0.1)[torch.from_numpy(trained)]
+        b_i = torch.zeros(len(trained), dtype=torch.float64)
+        by_user = _Pattern(len(train), len(trained), users, items_t)
+        by_item = _Pattern(len(trained), len(train), items_t, users)
         for _ in range(iters):
             w_u = _ridge_side(by_user, r - self.mu - b_i[items_t], q, lam)
             b_u, p = w_u[:, 0], w_u[:, 1:]
             w_i = _ridge_side(by_item, r - self.mu - b_u[users], p, lam)
             b_i, q = w_i[:, 0], w_i[:, 1:]
-        trained = torch.zeros(n_items, dtype=torch.bool)
-        trained[items_t] = True
-        self.b_i = torch.where(trained, b_i, torch.zeros_like(b_i))        # unseen items: 0, 0
-        self.q = torch.where(trained[:, None], q, torch.zeros_like(q))
+        index = torch.from_numpy(trained)
+        self.b_i = torch.zeros(n_items, dtype=torch.float64).index_copy_(0, index, b_i)   # unseen items: 0, 0
+        self.q = torch.zeros(n_items, factors, dtype=torch.float64).index_copy_(0, index, q)
 
     def fold_in(self, tasks: Sequence[Task]) -> torch.Tensor:
         """[len(tasks), f + 1]: each task's (b_u, p_u) solved from its support ratings."""
@@ -235,21 +306,22 @@ def fit_references(splits: Splits, data: EncodedDataset, threshold: float, seed:
     n = len(data.item_ids)
     cand = np.unique(task_ratings(splits.train)[0])
     rated = UserItems(data)
-    x = binary_rows(splits.train, n, support_only=False).double()
-    gram = x.T @ x
+    vocab = vocabulary(splits.train, n)
+    gram = training_gram(splits.train, vocab)
     chosen: Dict[str, Any] = {}
-    ease = {f"{lam:g}": linear_scorer(ease_matrix(gram, lam)) for lam in EASE_LAMBDAS}
+    ease = {f"{lam:g}": linear_scorer(ease_matrix(gram, lam), vocab) for lam in EASE_LAMBDAS}
     best, table = _pick(splits.valid, cand, threshold, rated, ease)
     scorers = {"ease": ease[best]}
-    chosen["ease"] = {"chosen": {"lambda": float(best)}, "valid_recall@10": table}
-    knn = {f"{k},{s:g}": linear_scorer(knn_matrix(gram, k, s)) for k, s in KNN_GRID}
+    chosen["ease"] = {"chosen": {"lambda": float(best)}, "items": len(vocab), "valid_recall@10": table}
+    knn = {f"{k},{s:g}": linear_scorer(knn_matrix(gram, k, s), vocab) for k, s in KNN_GRID}
     best, table = _pick(splits.valid, cand, threshold, rated, knn)
     scorers["item-knn"] = knn[best]
     k, s = best.split(",")
-    chosen["item-knn"] = {"chosen": {"neighbours": int(k), "shrink": float(s)}, "valid_recall@10": table}
+    chosen["item-knn"] = {"chosen": {"neighbours": int(k), "shrink": float(s)}, "items": len(vocab),
+                          "valid_recall@10": table}
     als, chosen["als"] = _choose_als(splits, data, seed)
     scorers["als"] = als.scorer()
-    content = {w: content_scorer(feature_matrix(data, w), threshold) for w in CONTENT_WEIGHTINGS}
+    content = {w: content_scorer(FeatureRows(data, w), threshold) for w in CONTENT_WEIGHTINGS}
     best, table = _pick(splits.valid, cand, threshold, rated, content)
     scorers["content-knn"] = content[best]
     chosen["content-knn"] = {"chosen": {"weighting": best}, "valid_recall@10": table}

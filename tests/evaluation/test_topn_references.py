@@ -9,14 +9,16 @@ import torch
 from mamo_l2l.data.types import Task
 from mamo_l2l.evaluation.topn_references import (
     EASE_LAMBDAS,
+    UNMODELLED,
     ExplicitALS,
-    binary_rows,
+    FeatureRows,
     content_scorer,
     ease_matrix,
-    feature_matrix,
     fit_references,
     knn_matrix,
     linear_scorer,
+    training_gram,
+    vocabulary,
 )
 
 
@@ -39,7 +41,7 @@ def test_ease_is_steck_closed_form():
     others = x[:, 1:]
     col = np.linalg.solve(others.T @ others + lam * np.eye(5), others.T @ x[:, 0])
     np.testing.assert_allclose(b[1:, 0], col, atol=1e-5)
-    scores = linear_scorer(torch.from_numpy(b).float())([_task([1, 2])], np.array([0, 3]))
+    scores = linear_scorer(torch.from_numpy(b).float(), np.arange(6))([_task([1, 2])], np.array([0, 3]))
     np.testing.assert_allclose(scores[0], b[1, [0, 3]] + b[2, [0, 3]], atol=1e-5)
 
 
@@ -80,9 +82,9 @@ def test_explicit_als_recovers_biases_and_folds_in_new_users():
 def test_content_knn_scores_items_like_the_liked_support_items():
     data = synthetic.encoded(n_items=6)
     data.item_x[:] = np.array([[1, 3, 0, 0], [1, 3, 0, 0], [2, 4, 5, 0], [2, 4, 5, 0], [1, 3, 4, 0], [6, 7, 0, 0]])
-    f = feature_matrix(data, "binary")
-    np.testing.assert_allclose(f.norm(dim=1).numpy(), 1.0, atol=1e-6)
-    assert (f[0] @ f[1]).item() == pytest.approx(1.0) and (f[0] @ f[5]).item() == 0.0
+    f = FeatureRows(data, "binary")
+    norms = np.sqrt(np.bincount(np.repeat(np.arange(6), np.diff(f.indptr)), weights=f.values.astype(np.float64) ** 2))
+    np.testing.assert_allclose(norms, 1.0, atol=1e-6)
     score = content_scorer(f, 4.0)
     # item 0 liked (5), item 2 disliked (1): item 1 (same features as 0) first, item 3 (as 2) below item 4
     s = score([_task([0, 2], [5.0, 1.0])], np.array([1, 3, 4, 5]))[0]
@@ -90,8 +92,42 @@ def test_content_knn_scores_items_like_the_liked_support_items():
     # nothing liked: every support item counts
     s = score([_task([0, 2], [1.0, 1.0])], np.array([1, 3]))[0]
     assert s[0] == pytest.approx(1.0) and s[1] == pytest.approx(1.0)
-    idf = feature_matrix(data, "idf")
-    assert not torch.allclose(idf, f)
+    # idf weighting: item 4's values are shared by different numbers of items, so the scores change
+    idf = content_scorer(FeatureRows(data, "idf"), 4.0)
+    assert not np.allclose(idf([_task([4], [5.0])], np.arange(6)), score([_task([4], [5.0])], np.arange(6)))
+
+
+def test_content_knn_equals_the_dense_cosine_on_random_features():
+    data = synthetic.encoded(n_items=40)
+    rng = np.random.default_rng(3)
+    data.item_x[:] = rng.integers(0, 6, size=data.item_x.shape)
+    data.item_x[:, 0] = 0   # a PAD column: left out
+    for weighting in ("binary", "idf"):
+        f = FeatureRows(data, weighting)
+        dense = np.zeros((40, f.n_values))
+        for i in range(40):
+            cols = f.cols[f.indptr[i]:f.indptr[i + 1]]
+            dense[i, cols] = f.values[f.indptr[i]:f.indptr[i + 1]]
+        tasks = [_task(rng.choice(40, 5, replace=False), rng.choice([1.0, 5.0], 5)) for _ in range(7)]
+        cand = np.sort(rng.choice(40, 25, replace=False))
+        got = content_scorer(f, 4.0)(tasks, cand)
+        for r, t in enumerate(tasks):
+            liked = t.support_items[t.support_ratings >= 4.0]
+            liked = liked if liked.size else t.support_items
+            np.testing.assert_allclose(got[r], dense[cand] @ dense[liked].sum(0), atol=1e-5)
+
+
+def test_vocabulary_bounds_the_dense_matrices_and_unmodelled_items_rank_last():
+    train = [_task([0, 1, 2], query=(3,)), _task([0, 1], query=(4,)), _task([0, 5], query=(1,))]
+    assert vocabulary(train, 8).tolist() == [0, 1, 2, 3, 4, 5]          # everything fits
+    assert vocabulary(train, 8, max_items=3).tolist() == [0, 1]         # at least 2 ratings: 2 items
+    assert vocabulary(train, 8, max_items=1).tolist() == []             # none has 4
+    vocab = vocabulary(train, 8, max_items=3)
+    gram = training_gram(train, vocab)
+    assert gram.tolist() == [[3.0, 3.0], [3.0, 3.0]]   # items 0 and 1 together in 3 tasks (support or query)
+    score = linear_scorer(torch.tensor([[0.0, 2.0], [1.0, 0.0]]), vocab)
+    s = score([_task([0, 6]), _task([5])], np.array([1, 0, 7]))
+    assert s[0].tolist() == [2.0, 0.0, UNMODELLED] and s[1].tolist() == [0.0, 0.0, UNMODELLED]
 
 
 def test_choices_use_the_validation_users_only():
@@ -105,9 +141,3 @@ def test_choices_use_the_validation_users_only():
             t.query_ratings[:] = 6.0 - t.query_ratings
     _, _, again = fit_references(other, b.data, 4.0, seed=0)
     assert again == chosen
-
-
-def test_binary_rows():
-    x = binary_rows([_task([1, 3], query=(2,))], 5)
-    assert x.tolist() == [[0, 1, 0, 1, 0]]
-    assert binary_rows([_task([1, 3], query=(2,))], 5, support_only=False).tolist() == [[0, 1, 1, 1, 0]]

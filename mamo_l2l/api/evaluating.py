@@ -2,12 +2,15 @@
 optionally, the catalogue ranking; its answer is the content of a run's metrics.json."""
 from __future__ import annotations
 
+import copy
 import time
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
 
 from mamo_l2l.algorithms import loaded_plugins
 from mamo_l2l.core.errors import MamoError
-from mamo_l2l.core.progress import log
+from mamo_l2l.core.progress import ensure_visible, log
 from mamo_l2l.data.types import SCENARIOS
 from mamo_l2l.evaluation.catalogue import (
     CatalogueTargets,
@@ -19,8 +22,14 @@ from mamo_l2l.evaluation.catalogue import (
     relevant_threshold,
     training_popular,
 )
+from mamo_l2l.evaluation.ranking import choice_prior
 from mamo_l2l.evaluation.scoring import evaluate_references, evaluate_scenarios
-from mamo_l2l.evaluation.topn_references import als_rating_metrics, fit_references
+from mamo_l2l.evaluation.topn_references import (
+    TOPN_REFERENCES,
+    als_rating_metrics,
+    fit_references,
+    prior_scorer,
+)
 from mamo_l2l.training.checkpoint import library_versions
 from mamo_l2l.training.run import (
     Run,
@@ -33,7 +42,7 @@ from mamo_l2l.training.runid import code_identity
 def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> Dict[str, Any]:
     """Catalogue ranking (mamo_l2l/evaluation/catalogue.py) into ``results[s]["catalogue"]`` and
     ``references[name][s]["catalogue"]`` (name: global_mean, item_mean, popularity and the top-N
-    references of evaluation/topn_references.py, fitted here and chosen on the validation users;
+    references of evaluation/topn_references.py, fitted and chosen on the validation users;
     ``als`` also gets the query metrics). Returns the references' choices (metrics.json
     ``reference_choices``)."""
     splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
@@ -45,24 +54,58 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
         results[s]["catalogue"] = catalogue_metrics(run.model, run.algorithm, run.backend, splits.test[s],
                                                     candidates[s], data, run.inner, threshold, t.device,
                                                     ranking=run.ranking, rated=rated, popular=popular,
-                                                    targets=targets[s])
+                                                    targets=targets[s], progress=f"catalogue {s}" if progress else "")
         if progress:
             c = results[s]["catalogue"]
             log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
                      f"NDCG@10 {c['ndcg@10']:.4f}")
     started = time.perf_counter()
-    prior = run.ranking.prior if run.ranking is not None else None
-    topn, als, choices = fit_references(splits, data, threshold, t.seed, prior)
-    fitted = time.perf_counter()
-    scorers = {**constant_scorers(splits, data), **topn}
-    for name, per in reference_catalogue(splits, data, candidates, threshold, scenarios, scorers,
-                                         targets).items():
+    shared, fresh = _shared_references(run, scenarios, threshold, candidates, targets, progress)
+    for name, per in shared["catalogue"].items():
         for s in scenarios:
-            references.setdefault(name, {}).setdefault(s, {})["catalogue"] = per[s]
-    for s, m in als_rating_metrics(als, splits, data, scenarios).items():
+            references.setdefault(name, {}).setdefault(s, {})["catalogue"] = dict(per[s])
+    for s, m in shared["als"].items():
         references["als"][s].update(m)
-    choices["seconds"] = {"fit_and_choose": fitted - started, "score": time.perf_counter() - fitted}
+    prior = run.ranking.prior if run.ranking is not None else None
+    if prior is not None and not np.array_equal(prior, shared["prior"]):   # the run's own choice prior
+        own = reference_catalogue(splits, data, candidates, threshold, scenarios,
+                                  {"choice-prior": prior_scorer(prior)}, targets)["choice-prior"]
+        for s in scenarios:
+            references["choice-prior"][s]["catalogue"] = own[s]
+    choices = copy.deepcopy(shared["choices"])
+    if not fresh:   # fitted and scored for an earlier run on this data bundle: this run's own seconds
+        choices["seconds"] = {"fit_and_choose": 0.0, "score": time.perf_counter() - started, "shared": True}
     return choices
+
+
+def _shared_references(run: Run, scenarios, threshold: float, candidates, targets,
+                       progress: bool) -> Tuple[Dict[str, Any], bool]:
+    """({"catalogue": {reference: {scenario: metrics}}, "als": ALS query metrics per scenario,
+    "choices": the choices, "prior": the choice prior used}, whether fitted now). They depend on
+    the data and the split only (the choice prior is ranking.choice_prior of the training tasks),
+    so they are fitted and scored once per data bundle (``DataBundle.derived``) for every run
+    evaluated on it."""
+    key = ("references", threshold, tuple(scenarios))
+    if key in run.bundle.derived:
+        if progress:
+            log.info("  references: fitted and scored for an earlier run on this data and split")
+        return run.bundle.derived[key], False
+    splits, data, seed = run.bundle.splits, run.bundle.data, run.config.train.seed
+    started = time.perf_counter()
+    if progress:
+        log.info(f"  references: fitting {', '.join(TOPN_REFERENCES)}; choosing on {len(splits.valid)} valid users")
+    prior = choice_prior(data, splits.train, seed)
+    topn, als, choices = fit_references(splits, data, threshold, seed, prior)
+    fitted = time.perf_counter()
+    if progress:
+        log.info(f"  references fitted and chosen in {fitted - started:.1f}s; ranking the catalogue")
+    scorers = {**constant_scorers(splits, data), **topn}
+    catalogue = reference_catalogue(splits, data, candidates, threshold, scenarios, scorers, targets, progress)
+    choices["seconds"] = {"fit_and_choose": fitted - started, "score": time.perf_counter() - fitted}
+    shared = {"catalogue": catalogue, "als": als_rating_metrics(als, splits, data, scenarios),
+              "choices": choices, "prior": prior}
+    run.bundle.derived[key] = shared
+    return shared, True
 
 
 def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = False,
@@ -72,6 +115,8 @@ def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = Fa
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         raise MamoError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    if progress:
+        ensure_visible()
     splits, data, t = run.bundle.splits, run.bundle.data, run.config.train
     started = time.perf_counter()
     results = evaluate_scenarios(run.model, run.algorithm, run.backend, splits, data, run.inner,

@@ -33,7 +33,7 @@ def evaluate(checkpoint, scenarios, data_dir, cache_dir, backend, device, json_p
 
     load_plugins(plugins)
     run = api.load_run(checkpoint, data_dir=data_dir, cache_dir=cache_dir, device=device, backend=backend)
-    metrics = api.evaluate(run, scenarios=scenarios or SCENARIOS)
+    metrics = api.evaluate(run, scenarios=scenarios or SCENARIOS, progress=True)
     click.echo(results_table(metrics))
     if json_path:
         write_text_atomic(json_path, json.dumps(metrics, indent=2) + "\n")

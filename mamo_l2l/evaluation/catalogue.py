@@ -19,11 +19,14 @@ the func backend scores a chunk in one vmapped call.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from mamo_l2l.core.progress import bar as progress_bar
+from mamo_l2l.core.progress import log
 from mamo_l2l.data.batching import pad_tasks, part_ratings, task_ratings
 from mamo_l2l.data.identity import training_items
 from mamo_l2l.data.protocol import item_is_new
@@ -233,20 +236,25 @@ class CatalogueAccumulator:
 def catalogue_metrics(model, algorithm, backend, tasks, candidates, data, inner, threshold: float,
                       device: str = "cpu", ranking=None, rated: Optional[UserItems] = None,
                       popular: Optional[np.ndarray] = None,
-                      targets: Optional[CatalogueTargets] = None) -> Dict[str, float]:
+                      targets: Optional[CatalogueTargets] = None, progress: str = "") -> Dict[str, float]:
     """Recall/NDCG/Hit@K of one scenario's users over ``candidates``, plus ``users`` (scored users),
     ``candidates`` and ``relevant_rating`` (and the list metrics with ``popular``; ``rated``:
     CatalogueAccumulator; ``targets``: the tasks' CatalogueTargets when already built). Items are
     ordered by ``ranking.rank_scores`` (the run's ranking score: predicted rating + w * choice
     prior (+ v * the choice head's score), or the predicted rating alone when ``ranking`` is None),
-    as ``recommend`` orders them."""
+    as ``recommend`` orders them. ``progress``: the label of a progress bar over the users (none when empty)."""
     acc = CatalogueAccumulator(candidates, threshold, rated, popular)
     targets = acc.targets(tasks) if targets is None else targets
+    bar = progress_bar(len(tasks), progress, bool(progress), "user")
     a = 0
     for chunk, scores in iter_scores(model, algorithm, backend, tasks, candidates, data, inner, device):
         choice = choice_scores(model, chunk, candidates, data, device) if uses_choice(ranking) else None
         acc.add(targets.block(a, a + len(chunk)), rank_scores(ranking, scores, candidates, choice))
         a += len(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     return acc.result()
 
 
@@ -282,15 +290,20 @@ def scorer_catalogue(scorer: Callable, tasks: Sequence[Task], candidates: np.nda
 
 def reference_catalogue(splits: Splits, data: EncodedDataset, candidates: Dict[str, np.ndarray],
                         threshold: float, scenarios: Sequence[str], scorers: Optional[Dict[str, Callable]] = None,
-                        targets: Optional[Dict[str, CatalogueTargets]] = None
+                        targets: Optional[Dict[str, CatalogueTargets]] = None, progress: bool = False
                         ) -> Dict[str, Dict[str, Dict[str, float]]]:
     """{reference: {scenario: catalogue metrics}} of ``scorers`` (default: constant_scorers), with
     the list metrics, each user's own non-query items left out (UserItems); ``targets``: each
-    scenario's CatalogueTargets when already built."""
+    scenario's CatalogueTargets when already built; ``progress``: a line per reference."""
     scorers = constant_scorers(splits, data) if scorers is None else scorers
     rated, popular = UserItems(data), training_popular(splits, data)
     if targets is None:
         targets = {s: CatalogueTargets(splits.test[s], candidates[s], threshold, rated) for s in scenarios}
-    return {name: {scen: scorer_catalogue(f, splits.test[scen], candidates[scen], threshold, rated, popular,
-                                          targets=targets[scen])
-                   for scen in scenarios} for name, f in scorers.items()}
+    out = {}
+    for name, f in scorers.items():
+        started = time.perf_counter()
+        out[name] = {scen: scorer_catalogue(f, splits.test[scen], candidates[scen], threshold, rated, popular,
+                                            targets=targets[scen]) for scen in scenarios}
+        if progress:
+            log.info(f"  catalogue {name}: {time.perf_counter() - started:.1f}s")
+    return out

@@ -26,11 +26,14 @@ from mamo_l2l.recommend.recommender import ItemRecommender
 
 @dataclass
 class DataBundle:
-    """Everything the data side produces for one (data config, seed)."""
+    """Everything the data side produces for one (data config, seed). ``derived``: what the
+    evaluation computes from this data and split alone, kept for every run evaluated on the same
+    bundle (compare evaluates each model of a seed on one bundle: the top-N references)."""
     data: EncodedDataset
     splits: Splits
     encoders: Any
     config: Config
+    derived: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -56,6 +56,9 @@ def test_evaluate_reproduces_the_training_metrics(trained, tmp_path):
     first = json.loads((out / "metrics.json").read_text())
     assert list(again["scenarios"]) == ["user_cold"]
     assert again["scenarios"]["user_cold"] == first["scenarios"]["user_cold"]
+    # progress on stderr: the catalogue of the model, the references' fit and each reference's ranking
+    assert "catalogue user_cold:" in res.output and "references fitted and chosen in" in res.output
+    assert "catalogue ease:" in res.output
 
 
 def test_evaluate_on_other_data_is_a_clear_error(trained, ml1m_raw_dir):

@@ -100,14 +100,15 @@ def _checked(models, seeds, paired_with):
 
 def compare(config: Config, models: Sequence[str], seeds: Union[int, Sequence[int]], out_dir, cache_dir=None,
             command: Optional[str] = None, progress: bool = True, paired_with: Optional[str] = None,
-            catalogue: bool = True) -> Dict[str, Any]:
+            catalogue: bool = True, reevaluate: bool = False) -> Dict[str, Any]:
     """Train or reuse ``models`` x seeds (0..seeds-1 for an int, else the listed seeds) under
     ``config`` (its model name and seed are set per run; an entry that names a packaged config
     runs under that preset, ``entry_config``), write the result files into ``out_dir`` and
     return the results.json content. ``paired_with`` (default: the first model) is compared
     seed by seed with each other model (``paired_comparison``). ``catalogue=False`` skips the
     catalogue ranking of newly trained runs (slow on large catalogues: about 5 minutes a run on
-    Book-Crossing's 65k items, measured)."""
+    Book-Crossing's 65k items, measured). ``reevaluate``: a run whose best.pt is this run is
+    evaluated again by this code, not reused or retrained (pipeline.reevaluated)."""
     models, seeds = _checked(models, seeds, paired_with)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,7 @@ def compare(config: Config, models: Sequence[str], seeds: Union[int, Sequence[in
                      f"ETA {_eta(models, seeds, done, seconds_by_model)}")
             t0 = time.perf_counter()
             outcome = run(run_config, folder, resume="auto", reuse=True, bundle=bundle, progress=progress,
-                          catalogue=catalogue)
+                          catalogue=catalogue, reevaluate=reevaluate)
             metrics, reused = outcome.metrics, outcome.reused
             seconds = time.perf_counter() - t0
             if not reused:

@@ -53,12 +53,15 @@ def _restore(model: torch.nn.Module, ckpt: Dict[str, Any], checkpoint) -> None:
 
 
 def load_run(checkpoint, data_dir: Optional[str] = None, cache_dir=None, device: Optional[str] = None,
-             backend: Optional[str] = None, progress: bool = False) -> Run:
-    """Rebuild a trained run from ``best.pt``: same data (checked by fingerprint), model, memories."""
+             backend: Optional[str] = None, progress: bool = False,
+             bundle: Optional[DataBundle] = None) -> Run:
+    """Rebuild a trained run from ``best.pt``: same data (checked by fingerprint), model, memories.
+    ``bundle``: the data of its config and seed already loaded (compare's), else it is read."""
     ckpt = _open(checkpoint, "evaluate")
     config = _recorded_config(ckpt, checkpoint, data_dir, device, backend)
     check_device(config.train.device)   # before any data is read
-    bundle = load_data(config, cache_dir=cache_dir, progress=progress)
+    if bundle is None:
+        bundle = load_data(config, cache_dir=cache_dir, progress=progress)
     run = build_run(bundle, config, ckpt["model_name"], fresh=False)   # the checkpoint's state replaces the start
     check_compatible(ckpt, run, checkpoint, allow=("train.backend",))   # evaluating with another backend is allowed
     _restore(run.model, ckpt, checkpoint)

@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Union
 
 from mamo_l2l.algorithms import require_models
 from mamo_l2l.api.evaluating import evaluate
+from mamo_l2l.api.load import load_run
 from mamo_l2l.backends import require_backend
 from mamo_l2l.core.config import Config
 from mamo_l2l.core.errors import MamoError
@@ -28,6 +29,7 @@ from mamo_l2l.training.faults import TrainingInterrupted, stop_requested
 from mamo_l2l.training.fit import fit
 from mamo_l2l.training.run import DataBundle, Run, check_device, load_data
 from mamo_l2l.training.runfiles import (
+    BEST,
     LAST,
     RunLock,
     read_metrics,
@@ -51,7 +53,7 @@ class RunResult:
 
 def run(config: Config, out_dir, resume: Union[bool, str] = False, reuse: bool = False,
         bundle: Optional[DataBundle] = None, cache_dir=None, progress: bool = False,
-        catalogue: bool = True) -> RunResult:
+        catalogue: bool = True, reevaluate: bool = False) -> RunResult:
     """Train and evaluate ``config.model.name`` under ``config`` into ``out_dir``.
 
     ``resume``: False starts afresh; True continues from ``out_dir/last.pt`` (afresh when there is
@@ -62,6 +64,9 @@ def run(config: Config, out_dir, resume: Union[bool, str] = False, reuse: bool =
     ``faults.graceful_stop`` ends the call with ``TrainingInterrupted`` after the epoch's
     checkpoint (docs/operations.md). ``catalogue=False`` skips the catalogue ranking in the
     evaluation (slow on large catalogues: about 5 minutes a run on Book-Crossing's 65k items).
+    ``reevaluate=True`` (with ``reuse``): a folder whose best.pt is this run (config and data, made
+    by any code) is evaluated again by this code instead of being reused or retrained
+    (``reevaluated``).
     """
     config = config.validate()
     require_models(config.model.name)     # fail before any data is read or file written
@@ -80,6 +85,10 @@ def run(config: Config, out_dir, resume: Union[bool, str] = False, reuse: bool =
             bundle = load_data(config, cache_dir=cache_dir, progress=progress)
             log_counts(bundle.splits.counts)
         world.barrier()   # the other ranks read the data now (from the processed cache)
+        if reuse and reevaluate:
+            metrics = reevaluated(out, config, bundle, progress, catalogue)
+            if metrics is not None:
+                return RunResult(metrics, None, out, reused=True)
         if reuse:
             metrics = reusable_metrics(out, config, bundle.data.fingerprint)
             if metrics is not None:
@@ -126,6 +135,38 @@ def reusable_metrics(folder: Path, config: Config, fingerprint: str) -> Optional
     if why is not None:
         log.info(f"  not reusing {Path(folder) / 'metrics.json'}: {why}; training afresh")
         return None
+    return metrics
+
+
+EVALUATION_TIMING = ("eval_seconds", "eval_tasks_per_s", "catalogue_seconds", "peak_memory_mib",
+                     "peak_device_memory_mib")
+
+
+def reevaluated(folder: Path, config: Config, bundle: DataBundle, progress: bool,
+                catalogue: bool) -> Optional[Dict[str, Any]]:
+    """The metrics of ``folder/best.pt`` evaluated again by this code, written to its metrics.json,
+    when that checkpoint is this run (config and data; the code may differ), else None (logging
+    why). The new metrics.json records the training code as ``trained_by`` and keeps the
+    training's timing from the old one."""
+    path = Path(folder) / BEST
+    if not path.is_file():
+        return None
+    try:
+        ckpt = load_checkpoint(path)
+    except MamoError as e:
+        log.info(f"  not re-evaluating {path}: {e}")
+        return None
+    why = why_differs(ckpt, config.to_dict(), config.model.name, bundle.data.fingerprint, code=False)
+    if why is not None:
+        log.info(f"  not re-evaluating {path}: {why}")
+        return None
+    log.info(f"  evaluating {path} again with this code")
+    metrics = evaluate(load_run(path, bundle=bundle), progress=progress, catalogue=catalogue)
+    old = (read_metrics(folder) or {}).get("timing", {})
+    metrics["timing"] = {**{k: v for k, v in old.items() if k not in EVALUATION_TIMING}, **metrics["timing"],
+                         **{k: old[k] for k in ("start_seconds", "ranking_seconds") if k in old}}
+    metrics["trained_by"] = {k: ckpt.get(k) for k in ("mamo_l2l_version", "code_fingerprint")}
+    write_metrics(metrics, folder)
     return metrics
 
 

@@ -71,6 +71,12 @@ from mamo_l2l.training.run import check_device
     help="Also rank the whole catalogue per test user (slow on large catalogues such as Book-Crossing's).",
 )
 @click.option(
+    "--reevaluate",
+    is_flag=True,
+    help="Evaluate every finished run of this config and data again with this code (a run made by other code "
+    "included) instead of reusing or retraining it; metrics.json records the training code as trained_by.",
+)
+@click.option(
     "--paired-with",
     default=None,
     help="Model compared seed by seed with each other model in results.md. [default: the first of --models]",
@@ -79,7 +85,7 @@ from mamo_l2l.training.run import check_device
 @click.option("-v", "--verbose", is_flag=True, help="Also debug lines.")
 @plugin_option
 def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend, device, warm_eval, out_dir,
-            cache_dir, local_steps, catalogue, paired_with, quiet, verbose, plugins):
+            cache_dir, local_steps, catalogue, reevaluate, paired_with, quiet, verbose, plugins):
     """Train (or reuse) every model x seed and write results.md/.csv/.json (+ mae.png) with mean and std."""
     if launched():
         raise MamoError("compare runs as one process; under torchrun use `train` (docs/distributed.md)")
@@ -97,7 +103,8 @@ def compare(dataset, data_dir, fmt, models, seeds, epochs, config_path, backend,
     try:
         with graceful_stop():
             results = comparison.compare(cfg, names, seeds, out, cache_dir=cache_dir, command=command,
-                                         progress=not quiet, paired_with=paired_with, catalogue=catalogue)
+                                         progress=not quiet, paired_with=paired_with, catalogue=catalogue,
+                                         reevaluate=reevaluate)
     except TrainingInterrupted as e:  # the run in progress saved its last.pt (docs/operations.md)
         click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch} of the run in {e.out_dir}; "
                    "the same compare command continues (finished runs are reused, this one resumes)", err=True)

@@ -245,3 +245,48 @@ def test_the_tables_render_again_from_results_json(compared):
     md = format_markdown(res)
     assert "| ease | n/a |" in md
     assert md.strip() in (out / "results.md").read_text()
+
+
+def test_reevaluate_scores_runs_of_other_code_again_without_retraining(tmp_path, ml100k_raw_dir):
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"field_dim": 8, "embed_dim": 8, "hidden": 16},
+                                   "train": {"meta_batch_size": 8, "batch_size": 64}}))
+    args = ["compare", "--dataset", "fixture", "--data-dir", str(ml100k_raw_dir), "--models", "melu",
+            "--seeds", "1", "--epochs", "1", "--config", str(cfg), "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    first = CliRunner().invoke(app, [*args, "--no-catalogue"])
+    assert first.exit_code == 0, first.output
+    folder = tmp_path / "out" / "runs" / "melu-seed0"
+    before = json.loads((folder / "metrics.json").read_text())
+    assert "catalogue" not in before["scenarios"]["warm"]
+    made_by = before["code_fingerprint"]
+    before["code_fingerprint"] = "0" * 16            # as if other code had made the run
+    (folder / "metrics.json").write_text(json.dumps(before))
+    stamp = (folder / "best.pt").stat().st_mtime_ns
+    again = CliRunner().invoke(app, [*args, "--reevaluate"])
+    assert again.exit_code == 0, again.output
+    assert "again with this code" in again.output
+    assert (folder / "best.pt").stat().st_mtime_ns == stamp   # not retrained
+    after = json.loads((folder / "metrics.json").read_text())
+    assert after["trained_by"]["code_fingerprint"] == made_by and after["code_fingerprint"] == made_by
+    assert after["scenarios"]["warm"]["mae"] == before["scenarios"]["warm"]["mae"]
+    assert "catalogue" in after["scenarios"]["warm"]
+    assert after["timing"]["train_seconds"] == before["timing"]["train_seconds"]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert "catalogue_ndcg@10" in res["results"]["melu"]["warm"]
+    # a run of another config is not taken for this one: it is trained
+    other = CliRunner().invoke(app, [*args, "--reevaluate", "--local-steps", "2"])
+    assert other.exit_code == 0, other.output
+    assert "not re-evaluating" in other.output and (folder / "best.pt").stat().st_mtime_ns != stamp
+
+
+def test_the_references_are_fitted_once_per_seed_and_shared_by_the_models(compared):
+    out, _, _ = compared
+    for seed in (0, 1):
+        first, second = _run_metrics(out, "melu", seed), _run_metrics(out, "supervised", seed)
+        assert "shared" not in first["reference_choices"]["seconds"]
+        assert second["reference_choices"]["seconds"]["shared"] is True
+        assert second["reference_choices"]["seconds"]["fit_and_choose"] == 0.0
+        for name in TOPN_REFERENCES:
+            assert second["references"][name] == first["references"][name], name
+            assert second["reference_choices"][name] == first["reference_choices"][name], name

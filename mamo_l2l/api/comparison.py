@@ -106,9 +106,10 @@ def compare(config: Config, models: Sequence[str], seeds: Union[int, Sequence[in
     runs under that preset, ``entry_config``), write the result files into ``out_dir`` and
     return the results.json content. ``paired_with`` (default: the first model) is compared
     seed by seed with each other model (``paired_comparison``). ``catalogue=False`` skips the
-    catalogue ranking of newly trained runs (slow on large catalogues: about 5 minutes a run on
-    Book-Crossing's 65k items, measured). ``reevaluate``: a run whose best.pt is this run is
-    evaluated again by this code, not reused or retrained (pipeline.reevaluated)."""
+    catalogue ranking of newly trained runs (slow on large catalogues: on Book-Crossing, one
+    thread, about 4 minutes of the model's own ranking a run, and 5 more to fit the references
+    once per seed and data config; docs/performance.md). ``reevaluate``: a run whose best.pt is
+    this run is evaluated again by this code, not reused or retrained (pipeline.reevaluated)."""
     models, seeds = _checked(models, seeds, paired_with)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ def run(config: Config, out_dir, resume: Union[bool, str] = False, reuse: bool =
     config and seed (compare loads it once per seed). A SIGINT/SIGTERM under
     ``faults.graceful_stop`` ends the call with ``TrainingInterrupted`` after the epoch's
     checkpoint (docs/operations.md). ``catalogue=False`` skips the catalogue ranking in the
-    evaluation (slow on large catalogues: about 5 minutes a run on Book-Crossing's 65k items).
+    evaluation (slow on large catalogues: docs/performance.md has Book-Crossing's figures).
     ``reevaluate=True`` (with ``reuse``): a folder whose best.pt is this run (config and data, made
     by any code) is evaluated again by this code instead of being reused or retrained
     (``reevaluated``).

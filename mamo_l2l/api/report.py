@@ -296,9 +296,10 @@ def format_markdown(results: Dict[str, Any]) -> str:
     if results.get("paired"):
         lines += format_paired(results["paired"])
     if results.get("wall_seconds") is not None:
-        reused = sum(r["reused"] for runs in results.get("runs", {}).values() for r in runs.values())
+        runs = [r for per_seed in results.get("runs", {}).values() for r in per_seed.values()]
+        reused = sum(r["reused"] for r in runs)   # trained runs only: the reference rows are no runs
         lines += ["", f"Wall time of this comparison: {duration(results['wall_seconds'])} "
-                      f"({reused} of {len(models) * len(seeds)} runs reused)."]
+                      f"({reused} of {len(runs)} runs reused)."]
     return "\n".join(lines) + "\n"
 
 

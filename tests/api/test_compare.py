@@ -115,6 +115,8 @@ def test_second_call_reuses_the_runs(compared):
     assert again.exit_code == 0, again.output
     assert again.output.count("reusing") == 4
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # the count is of trained runs, not of the table's rows (the references are rows too)
+    assert "(4 of 4 runs reused)" in (out / "results.md").read_text()
 
 
 def test_unknown_model_fails_before_training(tmp_path, ml100k_raw_dir):

@@ -114,10 +114,17 @@ class UserItems:
 
     def pairs(self, users: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(row, item) of every rated item of each of ``users`` (row j: users[j]), rows ascending."""
-        lo, hi = self.indptr[users], self.indptr[users + 1]
-        rows = np.repeat(np.arange(len(users)), hi - lo)
-        starts = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo)   # lo of each pair's row, less its offset
-        return rows, self.items[starts + np.arange(rows.size)]
+        rows, at = csr_entries(self.indptr, users)
+        return rows, self.items[at]
+
+
+def csr_entries(indptr: np.ndarray, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(j, flat index) of every entry of the CSR rows ``rows`` (j: the position in ``rows``), row by
+    row in the order of ``rows``, without a loop over them."""
+    lo, hi = indptr[rows], indptr[rows + 1]
+    j = np.repeat(np.arange(len(rows)), hi - lo)
+    starts = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo)   # lo of each entry's row, less its offset
+    return j, starts + np.arange(j.size)
 
 
 class CatalogueTargets:

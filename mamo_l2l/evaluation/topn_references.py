@@ -36,7 +36,7 @@ import torch
 
 from mamo_l2l.data.batching import part_ratings, rating_tasks, task_ratings
 from mamo_l2l.data.types import EncodedDataset, Splits, Task
-from mamo_l2l.evaluation.catalogue import CatalogueTargets, UserItems, scorer_catalogue
+from mamo_l2l.evaluation.catalogue import CatalogueTargets, UserItems, csr_entries, scorer_catalogue
 from mamo_l2l.evaluation.metrics import scenario_metrics
 from mamo_l2l.evaluation.ranking import choice_prior
 
@@ -73,8 +73,9 @@ def _positions(vocab: np.ndarray, items: np.ndarray) -> np.ndarray:
 def training_gram(train: Sequence[Task], vocab: np.ndarray) -> torch.Tensor:
     """X^T X (float64 [len(vocab)]^2): X the binary training-tasks x ``vocab`` matrix of every
     training rating, support and query."""
-    rows = np.concatenate([part_ratings(train, part)[0] for part in ("support", "query")])
-    pos = _positions(vocab, np.concatenate([part_ratings(train, part)[1] for part in ("support", "query")]))
+    parts = [part_ratings(train, part) for part in ("support", "query")]
+    rows = np.concatenate([p[0] for p in parts])
+    pos = _positions(vocab, np.concatenate([p[1] for p in parts]))
     x = torch.zeros(len(train), len(vocab), dtype=torch.float64)
     x[torch.from_numpy(rows[pos >= 0]), torch.from_numpy(pos[pos >= 0])] = 1.0
     return x.T @ x
@@ -155,9 +156,7 @@ class FeatureRows:
 
     def entries(self, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(j, value index, value) of every entry of the rows ``items`` (j: position in ``items``)."""
-        lo, hi = self.indptr[items], self.indptr[items + 1]
-        j = np.repeat(np.arange(len(items)), hi - lo)
-        at = np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo) + np.arange(j.size)
+        j, at = csr_entries(self.indptr, items)
         return j, self.cols[at], self.values[at]
 
     def sums(self, rows: np.ndarray, items: np.ndarray, n_rows: int) -> torch.Tensor:

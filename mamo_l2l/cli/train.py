@@ -187,6 +187,7 @@ def _run_until_done_or_stopped(world, cfg, out: Path, resume: bool, cache_dir, q
         if world.is_main:
             click.echo(f"{signal.Signals(e.signum).name}: stopped after epoch {e.epoch}; {out / 'last.pt'} is "
                        f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
+        world.barrier()  # as after a finished run: leave the group together, or a rank may abort at exit
         distributed.shutdown()
         sys.exit(e.exit_code)
 

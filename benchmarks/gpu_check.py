@@ -6,7 +6,8 @@
 Rows, each printed with what made it (the library API with these settings):
 * ``epoch``: one training epoch of the default MAMO with the func backend, at 1 and 5 local steps
   (5 with ``train.local_clip: 10``) and meta-batch 32 and 256: seconds and tasks/s, and the same
-  epoch with the l2l backend at 1 and 5 steps (func / l2l ratio);
+  epoch with the l2l backend at 1 and 5 steps (func / l2l ratio); then func at 9 first-order
+  local steps (clipped as 5), the authors' setting;
 * ``evaluate``: the 1-step, meta-batch-32 run's evaluation of the four test scenarios and its
   catalogue ranking (references included): seconds;
 * ``synthetic``: one epoch on a synthetic MovieLens-shaped data set ``--synth-scale`` times ML-1M
@@ -14,6 +15,7 @@ Rows, each printed with what made it (the library API with these settings):
 * ``peak``: the peak device memory of the process (CUDA) or its peak resident memory (CPU);
 * ``torchrun``: benchmarks/bench_scale.py on the same data with 1, 2, 4 CPU processes (tasks/s).
 ``--quick``: every row on a small synthetic data set (epochs still whole), a dry run of the script.
+``--rows epoch,peak``: only those rows (e.g. the func / l2l ratios on a CPU machine).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from mamo_l2l.training.run import peak_device_memory_mib, peak_memory_mib
 
 HERE = Path(__file__).resolve()
 ROWS = []
+ROW_NAMES = ("epoch", "evaluate", "synthetic", "peak", "torchrun")
 
 
 def row(name: str, setting: str, value: str) -> None:
@@ -60,6 +63,10 @@ def epoch_rows(args, bundle) -> object:
     for steps in (1, 5):
         row("epoch", f"func / l2l at {steps} local step(s), meta-batch 32",
             f"{seconds['l2l', steps, 32] / max(seconds['func', steps, 32], 1e-9):.1f}x")
+    # the authors' setting: 9 first-order local steps (docs/performance.md compares their tasks/s)
+    t = ml.fit(bundle, _config(args, local_steps=9, first_order=True, local_clip=10.0), model_name="mamo").timing
+    row("epoch", "func, 9 first-order local steps, meta-batch 32",
+        f"{t['train_seconds']:.2f} s, {t['train_tasks_per_s']:.0f} tasks/s")
     return keep
 
 
@@ -108,7 +115,12 @@ def main() -> None:
     ap.add_argument("--procs", default="1,2,4")
     ap.add_argument("--batches", type=int, default=100, help="timed meta-batches per torchrun measure")
     ap.add_argument("--quick", action="store_true", help="a dry run: small synthetic data, few batches")
+    ap.add_argument("--rows", default=",".join(ROW_NAMES), help="the rows to run, comma-separated")
     args = ap.parse_args()
+    args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = sorted(set(args.rows) - set(ROW_NAMES))
+    if unknown or ("evaluate" in args.rows and "epoch" not in args.rows):
+        ap.error(f"--rows: choose from {', '.join(ROW_NAMES)} (evaluate needs epoch); got {', '.join(args.rows)}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:   # every row on a small synthetic data set
             args.synth_scale, args.procs, args.batches = 0.05, "1", 3
@@ -125,14 +137,18 @@ def _synth(scale: float, out: str) -> None:
 def check(args) -> None:
     print(f"device check: {args.device}, data {args.dataset} {args.data_dir or '(cache)'}; "
           f"command: {' '.join(sys.argv)}", flush=True)
-    bundle = ml.load_data(_config(args), progress=False)
-    run = epoch_rows(args, bundle)
-    evaluate_row(run)
-    synthetic_row(args)
-    peak = peak_device_memory_mib(args.device)
-    row("peak", "device memory" if peak is not None else "resident memory (no device counter)",
-        f"{peak if peak is not None else peak_memory_mib():.0f} MiB")
-    torchrun_rows(args)
+    if "epoch" in args.rows:
+        run = epoch_rows(args, ml.load_data(_config(args), progress=False))
+        if "evaluate" in args.rows:
+            evaluate_row(run)
+    if "synthetic" in args.rows:
+        synthetic_row(args)
+    if "peak" in args.rows:
+        peak = peak_device_memory_mib(args.device)
+        row("peak", "device memory" if peak is not None else "resident memory (no device counter)",
+            f"{peak if peak is not None else peak_memory_mib():.0f} MiB")
+    if "torchrun" in args.rows:
+        torchrun_rows(args)
     print("\n| row | setting | value |\n| --- | --- | --- |")
     for name, setting, value in ROWS:
         print(f"| {name} | {setting} | {value} |")

@@ -62,7 +62,7 @@ def test_the_device_check_script_runs_on_cpu():
                          capture_output=True, text=True, timeout=600).stdout
     table = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith(("| row", "| ---"))]
     names = [line.split("|")[1].strip() for line in table]
-    assert names.count("epoch") == 8 and {"evaluate", "synthetic", "peak", "torchrun"} <= set(names)
+    assert names.count("epoch") == 9 and {"evaluate", "synthetic", "peak", "torchrun"} <= set(names)
     for line in table:
         assert re.search(r"\d", line.split("|")[3]), line
     ratios = [float(m) for m in re.findall(r"\| ([\d.]+)x \|", out)]

@@ -196,24 +196,34 @@ def _paired_cell(c: Dict[str, Any]) -> str:
 
 
 def summary_text(results: Dict[str, Any]) -> str:
-    """The short summary ``compare`` prints on stdout: MAE and nDCG@3 (mean ± std over seeds) per
-    model and scenario, then the paired verdicts of the reference model, if any."""
+    """The short summary ``compare`` prints on stdout: MAE, nDCG@3 and the catalogue Recall@10
+    (mean ± std over seeds) per model and scenario, then the paired verdicts of the reference
+    model on MAE and the catalogue Recall@10, if any. A row with no figure (a top-N reference has
+    no rating metrics) is left out; the full tables are in results.md."""
     models, scenarios, table = results["models"], results["scenarios"], results["results"]
     width = max(len("model"), *(len(m) for m in models))
     lines = []
-    for metric in ("mae", "ndcg@3"):
+    for metric in ("mae", "ndcg@3", "catalogue_recall@10"):
         cells = {m: [_fmt(table[m][s].get(metric), bold=False) for s in scenarios] for m in models}
+        cells = {m: row for m, row in cells.items() if any(c not in ("n/a", "-") for c in row)}
+        if not cells:
+            continue
         col = max(15, *(len(c) for row in cells.values() for c in row))
         lines += [f"{LABELS[metric]}, mean ± std over {len(results['seeds'])} seed(s):",
                   f"{'model':<{width}} " + " ".join(f"{s:>{col}}" for s in scenarios)]
-        lines += [f"{m:<{width}} " + " ".join(f"{c:>{col}}" for c in cells[m]) for m in models]
+        lines += [f"{m:<{width}} " + " ".join(f"{c:>{col}}" for c in row) for m, row in cells.items()]
         lines.append("")
     paired = results.get("paired")
-    if paired:
+    for metric in ("mae", "catalogue_recall@10") if paired else ():
         ref = paired["reference"]
-        lines.append(f"{ref} against each model (MAE difference, 95% paired t interval):")
-        for other, per in paired["models"].items():
-            lines.append(f"  vs {other}: " + "; ".join(f"{s} {_paired_cell(per[s]['mae'])}" for s in per))
+        rows = [(other, per) for other, per in paired["models"].items()
+                if any(not _missing((per[s].get(metric) or {}).get("mean_diff")) for s in per)]
+        if rows:
+            lines.append(f"{ref} against each model ({LABELS[metric]} difference, mean ± standard error; "
+                         "the verdict from the 95% paired t interval):")
+            lines += [f"  vs {other}: " + "; ".join(f"{s} {_paired_cell(per[s][metric])}" for s in per
+                                                     if per[s].get(metric))
+                      for other, per in rows]
     return "\n".join(lines).rstrip("\n")
 
 

@@ -1,5 +1,6 @@
 """Layer 9, api: the Python API over the layers below: one run from a config to its folder
-(pipeline.py), evaluating a run (evaluating.py), loading a saved run or recommender (load.py),
+(pipeline.py), evaluating a run (evaluating.py, with the references' figures kept on disk by
+reference_cache.py), loading a saved run or recommender (load.py),
 comparing models over seeds (comparison.py, with its tables in report.py) and the memory report
 (inspect.py)."""
 from mamo_l2l.api.comparison import compare

@@ -9,6 +9,7 @@ from typing import Any, Dict, Sequence, Tuple
 import numpy as np
 
 from mamo_l2l.algorithms import loaded_plugins
+from mamo_l2l.api.reference_cache import read_references, reference_key, write_references
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.core.progress import ensure_visible, log
 from mamo_l2l.data.types import SCENARIOS
@@ -60,7 +61,7 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
             log.info(f"  catalogue {s}: {c['users']} users, {c['candidates']} candidates, "
                      f"NDCG@10 {c['ndcg@10']:.4f}")
     started = time.perf_counter()
-    shared, fresh = _shared_references(run, scenarios, threshold, candidates, targets, progress)
+    shared, source = _shared_references(run, scenarios, threshold, candidates, targets, progress)
     for name, per in shared["catalogue"].items():
         for s in scenarios:
             references.setdefault(name, {}).setdefault(s, {})["catalogue"] = dict(per[s])
@@ -73,23 +74,42 @@ def _add_catalogue(run: Run, scenarios, results, references, progress: bool) -> 
         for s in scenarios:
             references["choice-prior"][s]["catalogue"] = own[s]
     choices = copy.deepcopy(shared["choices"])
-    if not fresh:   # fitted and scored for an earlier run on this data bundle: this run's own seconds
-        choices["seconds"] = {"fit_and_choose": 0.0, "score": time.perf_counter() - started, "shared": True}
+    if source != "fitted":   # fitted and scored for another run, or read from the cache: this run's own seconds
+        choices["seconds"] = {"fit_and_choose": 0.0, "score": time.perf_counter() - started, source: True}
     return choices
 
 
 def _shared_references(run: Run, scenarios, threshold: float, candidates, targets,
-                       progress: bool) -> Tuple[Dict[str, Any], bool]:
+                       progress: bool) -> Tuple[Dict[str, Any], str]:
     """({"catalogue": {reference: {scenario: metrics}}, "als": ALS query metrics per scenario,
-    "choices": the choices, "prior": the choice prior used}, whether fitted now). They depend on
-    the data and the split only (the choice prior is ranking.choice_prior of the training tasks),
-    so they are fitted and scored once per data bundle (``DataBundle.derived``) for every run
-    evaluated on it."""
+    "choices": the choices, "prior": the choice prior used}, where they came from: "fitted" now,
+    "shared" with an earlier run of this process on the same bundle, or "cached" on disk). They
+    depend on the data and the split only (the choice prior is ranking.choice_prior of the
+    training tasks), so they are fitted and scored once per data bundle (``DataBundle.derived``)
+    and kept in the cache for later processes (api/reference_cache.py)."""
     key = ("references", threshold, tuple(scenarios))
-    if key in run.bundle.derived:
+    bundle = run.bundle
+    if key in bundle.derived:
         if progress:
-            log.info("  references: fitted and scored for an earlier run on this data and split")
-        return run.bundle.derived[key], False
+            log.info("  references: fitted and scored for another run on this data and split")
+        return bundle.derived[key], "shared"
+    disk_key = reference_key(bundle, threshold, scenarios) if bundle.cache_dir is not None else None
+    shared = read_references(bundle.cache_dir, disk_key) if disk_key else None
+    source = "cached"
+    if shared is None:
+        shared, source = _fit_and_score_references(run, scenarios, threshold, candidates, targets, progress), "fitted"
+        if disk_key:
+            write_references(bundle.cache_dir, disk_key, shared)
+    elif progress:
+        log.info(f"  references: read from the cache ({disk_key[:12]}...; docs/data.md)")
+    bundle.derived[key] = shared
+    return shared, source
+
+
+def _fit_and_score_references(run: Run, scenarios, threshold: float, candidates, targets,
+                              progress: bool) -> Dict[str, Any]:
+    """Fit the references on the training tasks, choose their settings on the validation users
+    and score them on the catalogue (evaluation/topn_references.py)."""
     splits, data, seed = run.bundle.splits, run.bundle.data, run.config.train.seed
     started = time.perf_counter()
     if progress:
@@ -102,10 +122,8 @@ def _shared_references(run: Run, scenarios, threshold: float, candidates, target
     scorers = {**constant_scorers(splits, data), **topn}
     catalogue = reference_catalogue(splits, data, candidates, threshold, scenarios, scorers, targets, progress)
     choices["seconds"] = {"fit_and_choose": fitted - started, "score": time.perf_counter() - fitted}
-    shared = {"catalogue": catalogue, "als": als_rating_metrics(als, splits, data, scenarios),
-              "choices": choices, "prior": prior}
-    run.bundle.derived[key] = shared
-    return shared, True
+    return {"catalogue": catalogue, "als": als_rating_metrics(als, splits, data, scenarios),
+            "choices": choices, "prior": prior}
 
 
 def evaluate(run: Run, scenarios: Sequence[str] = SCENARIOS, progress: bool = False,

@@ -19,6 +19,7 @@ from mamo_l2l.backends.base import Backend, InnerLoop
 from mamo_l2l.core.config import Config
 from mamo_l2l.core.errors import MamoError
 from mamo_l2l.data.batching import task_ratings, user_rows
+from mamo_l2l.data.fetch import cache_root
 from mamo_l2l.data.prepare import prepare
 from mamo_l2l.data.types import EncodedDataset, Splits
 from mamo_l2l.recommend.recommender import ItemRecommender
@@ -28,12 +29,15 @@ from mamo_l2l.recommend.recommender import ItemRecommender
 class DataBundle:
     """Everything the data side produces for one (data config, seed). ``derived``: what the
     evaluation computes from this data and split alone, kept for every run evaluated on the same
-    bundle (compare evaluates each model of a seed on one bundle: the top-N references)."""
+    bundle (compare evaluates each model of a seed on one bundle: the top-N references).
+    ``cache_dir``: the cache folder the data came through (load_data), where the evaluation also
+    keeps the references' figures for later processes (api/reference_cache.py); None: no disk cache."""
     data: EncodedDataset
     splits: Splits
     encoders: Any
     config: Config
     derived: Dict[str, Any] = field(default_factory=dict)
+    cache_dir: Optional[Path] = None
 
 
 @dataclass
@@ -86,7 +90,7 @@ def load_data(config: Config, cache_dir=None, progress: bool = False) -> DataBun
     if not splits.train:
         raise MamoError(f"data set {config.data.dataset!r} gives no training tasks under this protocol "
                         f"(min_ratings={config.data.min_ratings}); check the data or the data config")
-    return DataBundle(data, splits, encoders, config)
+    return DataBundle(data, splits, encoders, config, cache_dir=cache_root(cache_dir))
 
 
 def training_user_rows(bundle: DataBundle) -> torch.Tensor:

@@ -14,11 +14,14 @@ What it does, in one process (docs/performance.md, "The floor of an epoch"):
    ops are left out, so the floor is a lower bound) and extrapolates to the epoch;
 4. measures the machine's float32 matrix-multiply rate (square ``--gemm``-sized products, best of
    several) with the same thread count.
-Floor = epoch FLOPs / rate; gap = measured epoch seconds / floor.
+Floor = epoch FLOPs / rate; gap = measured epoch seconds / floor. ``--profile`` then runs as many
+meta-batches again under torch.profiler and prints the self CPU time per op class (matrix products,
+element-wise ops, gathers, copies, views, the optimizer, autograd nodes), extrapolated to the epoch.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections import defaultdict
@@ -62,6 +65,50 @@ def _window(epochs: MetaEpochs, sampler, start: int, stop: int) -> int:
     return sum(len(g) for g in groups)
 
 
+#: op classes of the profile (``--profile``): the first whose regular expression matches the
+#: profiled op's name after "aten::" (other records: autograd nodes, the optimizer's step)
+OP_CLASSES = (
+    ("matrix products", r"(mm|bmm|addmm|baddbmm|addbmm|matmul|linear|dot)$"),
+    ("optimizer (Adam's foreach ops)", r"_foreach"),
+    ("gather, scatter, embedding, index", r"(index|gather|scatter|embedding|take|masked_select)"),
+    ("copies, concatenation, new tensors", r"(copy|cat|stack|clone|contiguous|empty|zeros|ones|full|fill|"
+                                           r"_to_copy|to|new_\w+|expand|resize_?)(_|$)"),
+    ("views and shape", r"(view|reshape|permute|transpose|select|slice|squeeze|unsqueeze|as_strided|unbind|"
+                        r"split|narrow|t|alias|detach|_unsafe_view|_reshape_alias|expand_as)(_|$)"),
+)
+
+
+TOP_OPS = 12
+
+
+def op_class(name: str) -> str:
+    if not name.startswith("aten::"):
+        return "autograd nodes and the optimizer's own records"
+    base = name[len("aten::"):]
+    for label, pattern in OP_CLASSES:
+        if re.match(pattern, base):
+            return label
+    return "element-wise and reductions"
+
+
+def profile(epochs: MetaEpochs, sampler, start: int, stop: int) -> dict:
+    """Self CPU seconds per op class (torch.profiler) over meta-batches [start, stop), with the
+    window's wall time: what the aten ops took, and what lay outside them (Python, dispatch)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        tasks = _window(epochs, sampler, start, stop)
+        wall = time.perf_counter() - t0
+    per_class, per_op = defaultdict(float), {}
+    for evt in prof.key_averages():
+        if evt.key.startswith(("aten::", "autograd::", "Optimizer")) or "Backward" in evt.key:
+            per_class[op_class(evt.key)] += evt.self_cpu_time_total / 1e6
+            per_op[evt.key] = (evt.self_cpu_time_total / 1e6, evt.count)
+    top = sorted(per_op.items(), key=lambda kv: -kv[1][0])[:TOP_OPS]
+    return {"tasks": tasks, "wall": wall, "per_class": dict(per_class), "top": top}
+
+
 def measure(args) -> dict:
     cfg = ml.load_config(None).override("data", dataset=args.dataset, data_dir=args.data_dir, format=args.format)
     cfg = cfg.override("train", epochs=1, seed=0, threads=args.threads, backend=args.backend).validate()
@@ -83,12 +130,14 @@ def measure(args) -> dict:
     per_op = defaultdict(int)
     for op, flops in counter.get_flop_counts().get("Global", {}).items():
         per_op[str(op).split(".")[1] if "." in str(op) else str(op)] += flops
+    profiled = profile(epochs, sampler, w + 2 * n, w + 3 * n) if args.profile else None
     tasks = len(bundle.splits.train)
     flops = counter.get_total_flops() / counted_tasks * tasks
     rate = gemm_rate(args.gemm)
     epoch_s = timed / timed_tasks * tasks
     return {"tasks": tasks, "threads": torch.get_num_threads(), "flops": flops, "per_op": dict(per_op),
-            "counted_tasks": counted_tasks, "rate": rate, "floor_s": flops / (rate * 1e9), "epoch_s": epoch_s}
+            "counted_tasks": counted_tasks, "rate": rate, "profile": profiled,
+            "floor_s": flops / (rate * 1e9), "epoch_s": epoch_s}
 
 
 def main() -> None:
@@ -101,6 +150,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5, help="untimed meta-batches first")
     ap.add_argument("--batches", type=int, default=30, help="meta-batches timed, then as many counted")
     ap.add_argument("--gemm", type=int, default=1024, help="size of the square products that measure the rate")
+    ap.add_argument("--profile", action="store_true",
+                    help="then as many meta-batches under torch.profiler: self CPU time per op class")
     args = ap.parse_args()
     r = measure(args)
     total = sum(r["per_op"].values()) or 1
@@ -115,6 +166,23 @@ def main() -> None:
     print(f"| floor: epoch FLOPs / rate | {r['floor_s']:.3g} s |")
     print(f"| measured epoch (extrapolated from {args.batches} meta-batches) | {r['epoch_s']:.3g} s |")
     print(f"| gap: measured / floor | {r['epoch_s'] / max(r['floor_s'], 1e-12):.1f}x |")
+    if r["profile"]:
+        print_profile(r["profile"], r["tasks"])
+
+
+def print_profile(p: dict, tasks: int) -> None:
+    """The profile's table, each class's self CPU time extrapolated to the epoch."""
+    scale = tasks / max(p["tasks"], 1)
+    inside = sum(p["per_class"].values())
+    print(f"\ntorch.profiler over {p['tasks']} tasks (profiled wall {p['wall'] * scale:.3g} s per epoch; the "
+          "profiler's own cost included), self CPU time per op class, extrapolated to the epoch:\n")
+    print("| op class | s per epoch | share of the ops |\n| --- | ---: | ---: |")
+    for label, sec in sorted(p["per_class"].items(), key=lambda kv: -kv[1]):
+        print(f"| {label} | {sec * scale:.3g} | {100 * sec / max(inside, 1e-12):.0f}% |")
+    print(f"| all ops (self CPU, every thread) | {inside * scale:.3g} | 100% |")
+    print(f"\nthe {TOP_OPS} largest ops:\n\n| op | s per epoch | calls per epoch |\n| --- | ---: | ---: |")
+    for name, (sec, calls) in p["top"]:
+        print(f"| {name} | {sec * scale:.3g} | {calls * scale:.0f} |")
 
 
 if __name__ == "__main__":

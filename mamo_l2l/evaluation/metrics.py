@@ -82,6 +82,47 @@ def ndcg_at_k(pred: np.ndarray, true: np.ndarray, k: int) -> float:
     return expected_dcg(np.asarray(pred, dtype=np.float64), 2.0 ** true - 1.0, k) / idcg
 
 
+def _padded(rows: Sequence[np.ndarray], fill: float) -> np.ndarray:
+    """float64 [len(rows), longest] of the rows, each padded on the right with ``fill``."""
+    lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    out = np.full((len(rows), max(int(lens.max(initial=0)), 1)), fill, dtype=np.float64)
+    at = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    out[np.repeat(np.arange(len(rows)), lens), at] = np.concatenate(rows) if len(rows) else []
+    return out
+
+
+def ndcg_rows(preds: Sequence[np.ndarray], trues: Sequence[np.ndarray], ks: Sequence[int]) -> Dict[int, np.ndarray]:
+    """{k: nDCG@k of every user} for many users at once: ``ndcg_at_k`` (the per-user definition,
+    tested against this) without a Python loop over the users. Users are padded to the longest
+    query set with score -inf and gain 0; the padding sorts after every real item, so it takes
+    only positions the user's own items do not, and forms tie groups of its own."""
+    scores = _padded([np.asarray(p, dtype=np.float64) for p in preds], -np.inf)
+    gains = 2.0 ** _padded([np.asarray(t, dtype=np.float64) for t in trues], 0.0) - 1.0
+    n_users, width = scores.shape
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranked, ranked_gains = np.take_along_axis(scores, order, 1), np.take_along_axis(gains, order, 1)
+    group = np.zeros((n_users, width), dtype=np.int64)       # tie group of each rank (module doc)
+    top, current = ranked[:, 0].copy(), np.zeros(n_users, dtype=np.int64)
+    for j in range(1, width):
+        new = ranked[:, j] < top - TIE_TOLERANCE              # -inf padding: one group after the items
+        top = np.where(new, ranked[:, j], top)
+        current += new
+        group[:, j] = current
+    flat = (np.arange(n_users)[:, None] * width + group).ravel()
+    size = np.bincount(flat, minlength=n_users * width)
+    mean_gain = np.bincount(flat, weights=ranked_gains.ravel(), minlength=n_users * width) / np.maximum(size, 1)
+    ideal = -np.sort(-gains, axis=1)
+    out = {}
+    for k in ks:
+        disc = np.zeros(width)
+        disc[:min(k, width)] = _discounts(min(k, width))
+        group_disc = np.bincount(flat, weights=np.tile(disc, n_users), minlength=n_users * width)
+        dcg = (mean_gain * group_disc).reshape(n_users, width).sum(axis=1)
+        idcg = (ideal * disc).sum(axis=1)
+        out[k] = np.where(idcg == 0.0, 1.0, dcg / np.where(idcg == 0.0, 1.0, idcg))
+    return out
+
+
 def scenario_metrics(preds: Sequence[np.ndarray], trues: Sequence[np.ndarray]) -> Dict[str, float]:
     """Metrics over one scenario's users; preds/trues are per-user arrays of query ratings."""
     if len(preds) == 0:
@@ -93,8 +134,8 @@ def scenario_metrics(preds: Sequence[np.ndarray], trues: Sequence[np.ndarray]) -
     t = np.concatenate(trues).astype(np.float64)
     err = p - t
     out = {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean()))}
-    for k in NDCG_KS:
-        out[f"ndcg@{k}"] = float(np.mean([ndcg_at_k(pu, tu, k) for pu, tu in zip(preds, trues)]))
+    for k, per_user in ndcg_rows(preds, trues, NDCG_KS).items():
+        out[f"ndcg@{k}"] = float(np.mean(per_user))
     out["users"] = len(preds)
     out["ratings"] = int(t.size)
     return out

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from mamo_l2l.evaluation.metrics import ndcg_at_k, scenario_metrics
+from mamo_l2l.evaluation.metrics import TIE_TOLERANCE, ndcg_at_k, ndcg_rows, scenario_metrics
 
 
 def test_ndcg_hand_values():
@@ -108,7 +108,7 @@ def test_catalogue_metrics_hand_values_and_unrankable_items():
 
 # ------------------------------------------------------------------ audit: near ties (issue 21)
 def test_scores_within_the_tolerance_are_tied():
-    from mamo_l2l.evaluation.metrics import TIE_TOLERANCE, catalogue_user_metrics
+    from mamo_l2l.evaluation.metrics import catalogue_user_metrics
     tiny = TIE_TOLERANCE / 40   # a float32 rounding difference between backends
     rel = np.array([True, False, False, False])
     exact = catalogue_user_metrics(np.array([2.0, 2.0, 1.0, 0.0]), rel, 1, k=1)
@@ -122,13 +122,33 @@ def test_scores_within_the_tolerance_are_tied():
 
 
 def test_tie_groups_do_not_chain():
-    from mamo_l2l.evaluation.metrics import TIE_TOLERANCE, catalogue_user_metrics
+    from mamo_l2l.evaluation.metrics import catalogue_user_metrics
     step = 0.6 * TIE_TOLERANCE   # 0 and 1 tie, 1 and 2 would, 0 and 2 do not: groups {0, 1}, {2}
     scores = np.array([1.0, 1.0 - step, 1.0 - 2 * step, 0.0])
     r, _, _ = catalogue_user_metrics(scores, np.array([False, False, True, False]), 1, k=2)
     assert r == 0.0
     r, _, _ = catalogue_user_metrics(scores, np.array([False, True, False, False]), 1, k=1)
     assert r == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_users_ndcg_at_once_equals_the_per_user_definition(seed):
+    """ndcg_rows (every user at once, padded) against ndcg_at_k user by user: query sets of 0 to
+    24 items, exact ties, near ties within the tolerance, chains of near ties, all-zero gains."""
+    rng = np.random.default_rng(seed)
+    preds, trues = [], []
+    for u in range(400):
+        n = int(rng.integers(0, 25))
+        p = rng.integers(1, 6, n).astype(np.float64)
+        p += (rng.random(n) < 0.5) * rng.integers(0, 3, n) * 0.6 * TIE_TOLERANCE   # near ties, chains
+        t = rng.integers(1, 6, n).astype(np.float32) * (u % 9 != 0)               # every 9th: no gain
+        preds.append(p.astype(np.float32)), trues.append(t)
+    ks = (1, 3, 5, 10, 30)
+    at_once = ndcg_rows(preds, trues, ks)
+    for k in ks:
+        one_by_one = np.array([ndcg_at_k(p, t, k) for p, t in zip(preds, trues)])
+        np.testing.assert_allclose(at_once[k], one_by_one, rtol=0, atol=1e-12)
+    assert 0.0 < at_once[3].mean() < 1.0
 
 
 # ------------------------------------------------------------------ beyond accuracy (issue 21)

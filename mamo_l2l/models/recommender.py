@@ -20,6 +20,15 @@ from mamo_l2l.models.choice import ChoiceHead
 from mamo_l2l.models.embedding import FieldEmbedder, profile_dim
 from mamo_l2l.models.factors import als_item_factors, implicit_item_factors
 
+#: ``memo(name, settings, compute) -> factors``: the item factors that ``compute()`` gives for the
+#: training tasks the caller knows and these settings, computed once and kept (training/run.py
+#: keeps them per data bundle and in the cache; docs/data.md, "The start factors' cache")
+FactorMemoFn = Callable[[str, dict, Callable[[], np.ndarray]], np.ndarray]
+
+
+def _memoised(memo: Optional[FactorMemoFn], name: str, settings: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    return compute() if memo is None else memo(name, settings, compute)
+
 
 def mlp(sizes: Sequence[int], act_last: bool) -> nn.Sequential:
     """Linear layers with LeakyReLU between them (and after the last one if ``act_last``)."""
@@ -120,23 +129,29 @@ class Recommender(nn.Module):
         dev = (sums[seen] - counts[seen] * float(np.mean(ratings))) / (counts[seen] + shrinkage)
         emb.set_bias(torch.from_numpy(rows[seen]), torch.from_numpy(dev))
 
-    def init_item_factors(self, tasks, item_x: np.ndarray, scale: float, seed: int) -> None:
+    def init_item_factors(self, tasks, item_x: np.ndarray, scale: float, seed: int,
+                          memo: Optional[FactorMemoFn] = None) -> None:
         """Start the item taste factors at ``scale`` times the item factors of ALS with biases on
         the training tasks' ratings (models/factors.py; docs/algorithm.md, "The recommender").
-        Items without a training rating keep 0, as UNKNOWN does. No-op without taste factors."""
+        Items without a training rating keep 0, as UNKNOWN does. No-op without taste factors.
+        ``memo``: see ``FactorMemoFn`` (the factors of the same tasks and settings, kept)."""
         emb = self.item_embedder
         if emb.factors is None or not tasks:
             return
         items, ratings = task_ratings(tasks)
         n_items = item_x.shape[0]
-        q = als_item_factors(rating_tasks(tasks), items, ratings, len(tasks), n_items, emb.factors.embedding_dim, seed)
+        k = emb.factors.embedding_dim
+        q = _memoised(memo, "als_item_factors", {"k": k, "seed": seed, "n_items": n_items},
+                      lambda: als_item_factors(rating_tasks(tasks), items, ratings, len(tasks), n_items, k, seed))
         rows, seen = identity_rows(np.bincount(items, minlength=n_items), item_x, emb.bias_column)
         emb.set_factors(torch.from_numpy(rows[seen]), torch.from_numpy(scale * q[seen]))
 
-    def init_choice(self, tasks, item_x: np.ndarray, seed: int, factors: bool = True) -> None:
+    def init_choice(self, tasks, item_x: np.ndarray, seed: int, factors: bool = True,
+                    memo: Optional[FactorMemoFn] = None) -> None:
         """Start the choice head (models/choice.py): its catalogue (the training items' rows) and,
         with ``factors``, its identity vectors at the item factors of implicit ALS on who rated
-        what in the training tasks (models/factors.py). No-op without a choice head."""
+        what in the training tasks (models/factors.py). No-op without a choice head. ``memo``:
+        see ``FactorMemoFn``."""
         if self.choice is None or not tasks:
             return
         items, _ = task_ratings(tasks)
@@ -145,8 +160,11 @@ class Recommender(nn.Module):
         self.choice.set_catalogue(np.asarray(item_x)[counts > 0])
         if not factors:
             return
-        q = implicit_item_factors(rating_tasks(tasks), items, len(tasks), n_items, self.choice.dim,
-                                  self.choice.alpha, self.choice.penalty, seed)
+        c = self.choice
+        q = _memoised(memo, "implicit_item_factors",
+                      {"k": c.dim, "alpha": c.alpha, "penalty": c.penalty, "seed": seed, "n_items": n_items},
+                      lambda: implicit_item_factors(rating_tasks(tasks), items, len(tasks), n_items, c.dim,
+                                                    c.alpha, c.penalty, seed))
         rows, seen = identity_rows(counts, item_x, self.choice.identity.start)
         self.choice.set_identity_factors(torch.from_numpy(rows[seen]), torch.from_numpy(q[seen]))
 

@@ -23,6 +23,7 @@ from mamo_l2l.data.fetch import cache_root
 from mamo_l2l.data.prepare import prepare
 from mamo_l2l.data.types import EncodedDataset, Splits
 from mamo_l2l.recommend.recommender import ItemRecommender
+from mamo_l2l.training.factor_cache import FactorMemo
 
 
 @dataclass
@@ -129,15 +130,20 @@ def build_run(bundle: DataBundle, config: Config, model_name: str, fresh: bool =
     if fresh and init_item_bias is not None:   # training item means, shrunk (docs/algorithm.md); no-op without a bias
         init_item_bias(*task_ratings(bundle.splits.train), bundle.data.item_x, config.model.item_bias_shrinkage)
     init_item_factors = getattr(model, "init_item_factors", None)
+    memo = FactorMemo(bundle)   # the ALS fits kept per bundle and in the cache (training/factor_cache.py)
     # ALS on the training ratings (models/factors.py); no-op without factors
     if fresh and init_item_factors is not None:
-        init_item_factors(bundle.splits.train, bundle.data.item_x, config.model.taste_scale, config.train.seed)
+        init_item_factors(bundle.splits.train, bundle.data.item_x, config.model.taste_scale, config.train.seed,
+                          memo=memo)
     init_choice = getattr(model, "init_choice", None)
     if init_choice is not None:   # the catalogue always; implicit ALS only for a fresh start (models/choice.py)
-        init_choice(bundle.splits.train, bundle.data.item_x, config.train.seed, factors=fresh)
+        init_choice(bundle.splits.train, bundle.data.item_x, config.train.seed, factors=fresh, memo=memo)
     model.to(config.train.device)
     run = Run(model, algorithm, get_backend(config.train.backend), config, model_name, bundle)
     run.timing["start_seconds"] = time.perf_counter() - started
+    if any(memo.sources.values()):   # ALS fits made now, and read (from this bundle or the cache)
+        run.timing["start_factors_fitted"] = memo.sources["fitted"]
+        run.timing["start_factors_kept"] = memo.sources["shared"] + memo.sources["cached"]
     return run
 
 

@@ -70,11 +70,23 @@ class RatingHead(nn.Module):
         if taste_dim:
             self.taste = nn.Parameter(torch.zeros(taste_dim))
 
-    def forward(self, p_u: torch.Tensor, p_i: torch.Tensor) -> torch.Tensor:
+    def forward(self, p_u: torch.Tensor, p_i: torch.Tensor, many: bool = False) -> torch.Tensor:
+        """``many``: the same ratings computed for one user's many items (the catalogue): the
+        preference layer and the rating network's first layer are both linear, so
+        W_1 (W_pref [e_u ; e_i]) + b_1 = (W_1 W_pref)_u e_u + b_1 + (W_1 W_pref)_i e_i, the user's
+        half taken once and each item's a d x hidden product (docs/performance.md); equal to the
+        plain form up to float rounding."""
         e_u = self.user_net(p_u)
         e_i = self.item_net(p_i[..., :p_i.shape[-1] - self.extra] if self.extra else p_i)
-        x = torch.cat([e_u.unsqueeze(-2).expand(*e_i.shape[:-1], e_u.shape[-1]), e_i], dim=-1)
-        out = self.rating_net(self.pref(x)).squeeze(-1)
+        if many:
+            first, act, *rest = self.rating_net
+            a = first.weight @ self.pref.weight                  # [hidden, 2d]
+            d = e_u.shape[-1]
+            h = act(e_i @ a[:, d:].T + (a[:, :d] @ e_u + first.bias))
+            out = nn.Sequential(*rest)(h).squeeze(-1)
+        else:
+            x = torch.cat([e_u.unsqueeze(-2).expand(*e_i.shape[:-1], e_u.shape[-1]), e_i], dim=-1)
+            out = self.rating_net(self.pref(x)).squeeze(-1)
         if self.taste_dim:
             out = out + p_i[..., -1 - self.taste_dim:-1] @ self.taste
         return out + p_i[..., -1] if self.item_bias else out

@@ -281,8 +281,8 @@ def top_lists(scores: np.ndarray, k: int = CATALOGUE_K) -> List[np.ndarray]:
     if min(k, c) == 0:
         return [np.zeros(0, dtype=np.int64) for _ in range(b)]
     finite = np.isfinite(s)
-    if k < c:
-        kth = -np.partition(-s, k - 1, axis=1)[:, k - 1:k]
+    if k < c:   # the k-th largest of each row (torch.topk: a block's rows at once, faster than np.partition)
+        kth = torch.topk(torch.from_numpy(np.ascontiguousarray(s)), k, dim=1).values[:, k - 1:k].numpy()
         eq = (s == kth) & finite
         need = k - (s > kth).sum(1, keepdims=True)
         keep = (s > kth) | (eq & (np.cumsum(eq, axis=1) <= need))   # ties at the k-th by position

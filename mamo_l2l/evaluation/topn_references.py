@@ -39,6 +39,7 @@ from mamo_l2l.data.types import EncodedDataset, Splits, Task
 from mamo_l2l.evaluation.catalogue import CatalogueTargets, UserItems, csr_entries, scorer_catalogue
 from mamo_l2l.evaluation.metrics import scenario_metrics
 from mamo_l2l.evaluation.ranking import choice_prior
+from mamo_l2l.models.factors import row_grams
 
 EASE_LAMBDAS = (50.0, 200.0, 500.0, 1000.0, 3000.0)
 KNN_GRID = ((50, 0.0), (50, 20.0), (200, 0.0), (200, 20.0), (0, 0.0), (0, 20.0))   # k = 0: all
@@ -227,9 +228,8 @@ def _ridge_side(pattern: _Pattern, target: torch.Tensor, table: torch.Tensor, la
     are two sparse-dense products: A = M (o o^T per column), b = T o."""
     other = torch.cat([torch.ones(len(table), 1, dtype=table.dtype), table], 1)
     d = other.shape[1]
-    a = pattern.ones @ (other[:, :, None] * other[:, None, :]).reshape(len(table), d * d)
+    a = row_grams(pattern.ones, other) + lam * torch.eye(d, dtype=table.dtype)
     b = pattern.values(target.to(table.dtype)) @ other
-    a = a.reshape(pattern.size[0], d, d) + lam * torch.eye(d, dtype=table.dtype)
     return torch.linalg.solve(a, b)
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -104,19 +104,23 @@ def knn_matrix(gram: torch.Tensor, k: int, shrink: float) -> torch.Tensor:
     return s
 
 
-def linear_scorer(matrix: torch.Tensor, vocab: np.ndarray) -> Callable:
+def linear_scorer(matrix: Union[torch.Tensor, Callable[[], torch.Tensor]], vocab: np.ndarray) -> Callable:
     """scores = x_support @ matrix[:, candidates] (ease, item-knn; ``matrix`` over the sorted
     ``vocab``): the sum of the matrix rows of each task's support items in the vocabulary, over the
     candidate columns (gathered once per candidate list); a candidate outside the vocabulary scores
-    ``UNMODELLED`` (below every modelled item, above the user's known items)."""
+    ``UNMODELLED`` (below every modelled item, above the user's known items). ``matrix`` may be a
+    function that builds it: it is then built on first use and dropped by ``clear`` (a grid's
+    entries are built one at a time, not all at once)."""
     cache: Dict[str, Any] = {}
 
     def score(tasks, candidates):
         cand = np.asarray(candidates)
         if cache.get("key") is not cand:
+            if "matrix" not in cache:
+                cache["matrix"] = matrix() if callable(matrix) else matrix
             pos = _positions(vocab, cand)
             inside = np.flatnonzero(pos >= 0)
-            cache.update(key=cand, inside=inside, cols=matrix[:, torch.from_numpy(pos[inside])])
+            cache.update(key=cand, inside=inside, cols=cache["matrix"][:, torch.from_numpy(pos[inside])])
         rows, items, _ = part_ratings(tasks, "support")
         pos = _positions(vocab, items)
         keep = pos >= 0
@@ -125,7 +129,7 @@ def linear_scorer(matrix: torch.Tensor, vocab: np.ndarray) -> Callable:
         out = np.full((len(tasks), len(cand)), UNMODELLED)
         out[:, cache["inside"]] = torch.sparse.mm(x, cache["cols"]).double().numpy()
         return out
-    score.clear = cache.clear   # drop the gathered columns (``_pick``, between grid entries)
+    score.clear = cache.clear   # drop the gathered columns and a built matrix (``_pick``: the options not chosen)
     return score
 
 
@@ -287,13 +291,20 @@ class ExplicitALS:
 # ------------------------------------------------------------------ choice on validation users
 def _pick(valid: Sequence[Task], candidates: np.ndarray, threshold: float, rated: UserItems,
           options: Dict[str, Callable]) -> Tuple[str, Dict[str, float]]:
-    """The option with the best validation Recall@10 (first on ties) and every option's Recall@10."""
+    """The option with the best validation Recall@10 (first on ties) and every option's Recall@10.
+    An option found worse than the best so far is cleared at once (its ``clear``, when it has one:
+    the best so far and the one being scored are the only grid entries held in memory)."""
     targets = CatalogueTargets(valid, candidates, threshold, rated)   # once for every option
-    table = {}
+    table: Dict[str, float] = {}
+    best = None
     for name, f in options.items():
         table[name] = scorer_catalogue(f, valid, candidates, threshold, rated, targets=targets)["recall@10"]
-        getattr(f, "clear", lambda: None)()   # one grid entry's cached columns in memory at a time
-    best = max(table, key=lambda n: np.nan_to_num(table[n], nan=-1.0))
+        if best is None or np.nan_to_num(table[name], nan=-1.0) > np.nan_to_num(table[best], nan=-1.0):
+            best, loser = name, best
+        else:
+            loser = name
+        if loser is not None:
+            getattr(options[loser], "clear", lambda: None)()
     return best, table
 
 
@@ -308,11 +319,11 @@ def fit_references(splits: Splits, data: EncodedDataset, threshold: float, seed:
     vocab = vocabulary(splits.train, n)
     gram = training_gram(splits.train, vocab)
     chosen: Dict[str, Any] = {}
-    ease = {f"{lam:g}": linear_scorer(ease_matrix(gram, lam), vocab) for lam in EASE_LAMBDAS}
+    ease = {f"{lam:g}": linear_scorer(lambda lam=lam: ease_matrix(gram, lam), vocab) for lam in EASE_LAMBDAS}
     best, table = _pick(splits.valid, cand, threshold, rated, ease)
     scorers = {"ease": ease[best]}
     chosen["ease"] = {"chosen": {"lambda": float(best)}, "items": len(vocab), "valid_recall@10": table}
-    knn = {f"{k},{s:g}": linear_scorer(knn_matrix(gram, k, s), vocab) for k, s in KNN_GRID}
+    knn = {f"{k},{s:g}": linear_scorer(lambda k=k, s=s: knn_matrix(gram, k, s), vocab) for k, s in KNN_GRID}
     best, table = _pick(splits.valid, cand, threshold, rated, knn)
     scorers["item-knn"] = knn[best]
     k, s = best.split(",")

@@ -215,3 +215,28 @@ def test_users_summary_on_equal_slots_is_uniform():
     s = users_summary(mem_algo, torch.randn(10, 2))
     assert s["attention_entropy_mean"] == pytest.approx(math.log(2))
     assert s["pref_start_spread"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_users_summary_in_chunks_equals_one_read_of_every_user():
+    """The chunked statistics (RowMoments' merges) give what one read of all users gives: the
+    spread is the norm of the per-coordinate population std over the mean row norm."""
+    from mamo_l2l.algorithms.memory_stats import RowMoments
+    torch.manual_seed(0)
+    mem = _memory(slots=2)
+    algo = type("A", (), {})()
+    algo.memory, algo.feature_memory, algo.task_memory, algo.tau = mem, False, True, 0.0
+    profiles = torch.randn(23, 2)
+    whole = users_summary(algo, profiles, chunk=1000)
+    parts = users_summary(algo, profiles, chunk=5)
+    pref = mem.read(profiles).pref.reshape(23, -1).to(torch.float64)
+    direct = float(pref.std(dim=0, unbiased=False).norm() / pref.norm(dim=1).mean())
+    assert direct > 0.01
+    assert whole["pref_start_spread"] == pytest.approx(direct, rel=1e-12)
+    assert parts["pref_start_spread"] == pytest.approx(direct, rel=1e-12)
+    assert parts["top_slot_counts"] == whole["top_slot_counts"] and sum(parts["top_slot_counts"]) == 23
+    assert parts["attention_entropy_mean"] == pytest.approx(whole["attention_entropy_mean"], rel=1e-12)
+    m = RowMoments()
+    for c in (pref[:1], pref[1:2], pref[2:20], pref[20:]):
+        m.add(c)
+    assert m.spread() == pytest.approx(direct, rel=1e-12)
+    assert users_summary(algo, profiles[:0])["users"] == 0

@@ -80,10 +80,9 @@ class FuncBackend(Backend):
                     item_x: torch.Tensor, chunk: int) -> torch.Tensor:
         """The Backend API's catalogue scoring, batched: ``adapt_task`` vmapped over the batch (the
         same first-order local steps as evaluation), then each chunk of items embedded once and
-        scored by every task's adapted head in one vmapped call
-        (a RatingHead in its folded form, ``many``)."""
+        scored by every task's adapted head in one call (a RatingHead's batched form,
+        ``RatingHead.catalogue``; other heads vmapped)."""
         head = model.head
-        many = {"many": True} if isinstance(head, RatingHead) else {}   # the folded form (RatingHead.forward)
 
         def adapt(p_u, p_s, sy, sm):
             return adapt_task(self.adapt, head, algorithm, p_u, p_s, sy, sm, inner, second_order=False)[0].params
@@ -95,7 +94,10 @@ class FuncBackend(Backend):
             out = []
             for c in range(0, item_x.shape[0], chunk):
                 p_c = model.item_embedder(item_x[c:c + chunk])
-                out.append(vmap(lambda prm, pu: functional_call(head, prm, (pu, p_c), many))(adapted, p_u))
+                if isinstance(head, RatingHead):   # the users' heads in one batched call (RatingHead.catalogue)
+                    out.append(head.catalogue(adapted, p_u, p_c))
+                else:
+                    out.append(vmap(lambda prm, pu: functional_call(head, prm, (pu, p_c)))(adapted, p_u))
         return torch.cat(out, dim=1)
 
     def run_batch(self, model, algorithm: Algorithm, batch: PaddedBatch, inner: InnerLoop,

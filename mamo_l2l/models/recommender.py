@@ -8,7 +8,7 @@ The model is split in two, because that split is exactly "what adapts per user":
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -70,26 +70,51 @@ class RatingHead(nn.Module):
         if taste_dim:
             self.taste = nn.Parameter(torch.zeros(taste_dim))
 
-    def forward(self, p_u: torch.Tensor, p_i: torch.Tensor, many: bool = False) -> torch.Tensor:
-        """``many``: the same ratings computed for one user's many items (the catalogue): the
-        preference layer and the rating network's first layer are both linear, so
-        W_1 (W_pref [e_u ; e_i]) + b_1 = (W_1 W_pref)_u e_u + b_1 + (W_1 W_pref)_i e_i, the user's
-        half taken once and each item's a d x hidden product (docs/performance.md); equal to the
-        plain form up to float rounding."""
+    def forward(self, p_u: torch.Tensor, p_i: torch.Tensor) -> torch.Tensor:
         e_u = self.user_net(p_u)
         e_i = self.item_net(p_i[..., :p_i.shape[-1] - self.extra] if self.extra else p_i)
-        if many:
-            first, act, *rest = self.rating_net
-            a = first.weight @ self.pref.weight                  # [hidden, 2d]
-            d = e_u.shape[-1]
-            h = act(e_i @ a[:, d:].T + (a[:, :d] @ e_u + first.bias))
-            out = nn.Sequential(*rest)(h).squeeze(-1)
-        else:
-            x = torch.cat([e_u.unsqueeze(-2).expand(*e_i.shape[:-1], e_u.shape[-1]), e_i], dim=-1)
-            out = self.rating_net(self.pref(x)).squeeze(-1)
+        x = torch.cat([e_u.unsqueeze(-2).expand(*e_i.shape[:-1], e_u.shape[-1]), e_i], dim=-1)
+        out = self.rating_net(self.pref(x)).squeeze(-1)
         if self.taste_dim:
             out = out + p_i[..., -1 - self.taste_dim:-1] @ self.taste
         return out + p_i[..., -1] if self.item_bias else out
+
+    def catalogue(self, params: Dict[str, torch.Tensor], p_u: torch.Tensor, p_i: torch.Tensor) -> torch.Tensor:
+        """``forward`` of B users at once over the same items, for the catalogue: ``params`` the
+        users' own head parameters ({name: [B, *shape]}, e.g. after their local steps), p_u [B, P_u],
+        p_i [n, P_i] -> [B, n]. Two rewrites make it cheaper per (user, item) pair, with the same
+        ratings up to float rounding (tested):
+        - the preference layer and the rating network's first layer are both linear, so
+          W_1 (W_pref [e_u ; e_i]) + b_1 = (W_1 W_pref)_u e_u + b_1 + (W_1 W_pref)_i e_i: the user's
+          half once per user, each item's a d x hidden product;
+        - every layer is one batched product with its bias fused (``torch.baddbmm``), no vmap.
+        docs/performance.md."""
+        b = p_u.shape[0]
+        e_u = _batched_mlp(self.user_net, "user_net", params, p_u.unsqueeze(1)).squeeze(1)         # [B, d]
+        x = p_i[:, :p_i.shape[-1] - self.extra] if self.extra else p_i
+        e_i = _batched_mlp(self.item_net, "item_net", params, x.expand(b, *x.shape))             # [B, n, d]
+        first, act, *rest = self.rating_net
+        a = params["rating_net.0.weight"] @ params["pref.weight"]                                 # [B, hidden, 2d]
+        d = e_u.shape[-1]
+        c = (a[:, :, :d] @ e_u.unsqueeze(-1)).squeeze(-1) + params["rating_net.0.bias"]           # [B, hidden]
+        h = act(torch.baddbmm(c.unsqueeze(1), e_i, a[:, :, d:].transpose(1, 2)))
+        out = _batched_mlp(nn.Sequential(*rest), "rating_net", params, h, offset=2).squeeze(-1)   # [B, n]
+        if self.taste_dim:
+            out = out + params["taste"] @ p_i[:, -1 - self.taste_dim:-1].T
+        return out + p_i[:, -1] if self.item_bias else out
+
+
+def _batched_mlp(net: nn.Sequential, prefix: str, params: Dict[str, torch.Tensor], h: torch.Tensor,
+                 offset: int = 0) -> torch.Tensor:
+    """``net`` (Linear layers and activations) on h [B, n, in] with each user's own Linear weights
+    params[f"{prefix}.{offset + j}.weight"] [B, out, in] (and bias): one baddbmm per layer."""
+    for j, layer in enumerate(net):
+        if isinstance(layer, nn.Linear):
+            name = f"{prefix}.{offset + j}"
+            h = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, params[f"{name}.weight"].transpose(1, 2))
+        else:
+            h = layer(h)
+    return h
 
 
 class Recommender(nn.Module):

@@ -171,6 +171,8 @@ def train(dataset, data_dir, fmt, config_path, model_name, backend, seed, out_di
     distributed.shutdown()
     if world.is_main:  # rank 0 evaluates and prints
         _print_summary(result.metrics, out)
+    if world.active:   # and still, finalizing beside gloo's threads sometimes aborted: leave at once
+        distributed.leave(0)
 
 
 def _run_until_done_or_stopped(world, cfg, out: Path, resume: bool, cache_dir, quiet: bool):
@@ -189,6 +191,8 @@ def _run_until_done_or_stopped(world, cfg, out: Path, resume: bool, cache_dir, q
                        f"saved. Continue with:\n  mamo-l2l train --out {out} --resume", err=True)
         world.barrier()  # as after a finished run: leave the group together, or a rank may abort at exit
         distributed.shutdown()
+        if world.active:
+            distributed.leave(e.exit_code)
         sys.exit(e.exit_code)
 
 

@@ -93,7 +93,7 @@ class RatingHead(nn.Module):
         e_u = _batched_mlp(self.user_net, "user_net", params, p_u.unsqueeze(1)).squeeze(1)         # [B, d]
         x = p_i[:, :p_i.shape[-1] - self.extra] if self.extra else p_i
         e_i = _batched_mlp(self.item_net, "item_net", params, x.expand(b, *x.shape))             # [B, n, d]
-        first, act, *rest = self.rating_net
+        _, act, *rest = self.rating_net                    # its first Linear is folded in below
         a = params["rating_net.0.weight"] @ params["pref.weight"]                                 # [B, hidden, 2d]
         d = e_u.shape[-1]
         c = (a[:, :, :d] @ e_u.unsqueeze(-1)).squeeze(-1) + params["rating_net.0.bias"]           # [B, hidden]
